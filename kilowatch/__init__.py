@@ -1,0 +1,1 @@
+"""Kilowatch: energy telemetry ingestion for EV fleets on PostgreSQL."""

@@ -1,0 +1,4 @@
+"""`python -m kilowatch` runs the CLI."""
+from kilowatch.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The Litestar application factory and its lifespan (pool, background tasks)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+
+from kilowatch import errors, health
+from kilowatch.db import partitions, pool
+from kilowatch.settings import Settings
+
+
+def _pool(state: State) -> asyncpg.Pool:
+    return state.pool  # type: ignore[no-any-return]
+
+
+def _settings(state: State) -> Settings:
+    return state.settings  # type: ignore[no-any-return]
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    app.state.pool = await pool.create(settings)
+    maintenance = asyncio.create_task(partitions.run_forever(app.state.pool, settings))
+    try:
+        yield
+    finally:
+        maintenance.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance
+        await app.state.pool.close()
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Builds the app from the environment, so every uvicorn worker gets the same settings."""
+    settings = settings or Settings()
+    logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
+                        '"logger":"%(name)s","msg":"%(message)s"}')
+    handlers: list[Any] = [health.healthz, health.readyz]
+    return Litestar(
+        route_handlers=handlers,
+        state=State({"settings": settings}),
+        lifespan=[lifespan],
+        dependencies={"pool": Provide(_pool, sync_to_thread=False),
+                      "settings": Provide(_settings, sync_to_thread=False)},
+        exception_handlers=errors.exception_handlers,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Kilowatch", version="0.1.0", path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/")],
+        ),
+    )

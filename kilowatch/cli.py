@@ -1,0 +1,100 @@
+"""The `kilowatch` command line: serve, migrate (simulate and bench join later)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from kilowatch.db import embedded, migrate as migrations, partitions, pool
+from kilowatch.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+console = Console(stderr=True)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    # Raising turns SIGTERM into an unwinding exit, so the `finally` that stops the embedded
+    # database runs: during start-up, during migrations, and after uvicorn re-raises the signal.
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """Yields settings with a database URL; starts and always stops the embedded server if needed."""
+    if settings.database_url:
+        yield settings
+        return
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        with console.status(f"starting embedded PostgreSQL in {settings.data_dir}"):
+            url = embedded.start(settings.data_dir)
+        os.environ["KILOWATCH_DATABASE_URL"] = url
+        yield settings.model_copy(update={"database_url": url})
+    finally:
+        embedded.stop(settings.data_dir)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+async def prepare(settings: Settings) -> list[int]:
+    """Applies migrations and creates the accepted range's partitions."""
+    conn = await pool.connect(settings)
+    try:
+        applied = await migrations.migrate(conn)
+        await partitions.maintain(conn, settings)
+        return applied
+    finally:
+        await conn.close()
+
+
+def _settings(**env: object) -> Settings:
+    for key, value in env.items():
+        if value is not None:
+            os.environ[f"KILOWATCH_{key.upper()}"] = str(value)
+    return Settings()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
+) -> None:
+    """Run the API (on the embedded PostgreSQL unless DATABASE_URL is set)."""
+    import uvicorn
+
+    settings = _settings(host=host, port=port, workers=workers, data_dir=data_dir)
+    with database(settings) as settings:
+        applied = asyncio.run(prepare(settings))
+        console.print(f"[green]database ready[/] (migrations applied now: {applied or 'none'})")
+        uvicorn.run("kilowatch.app:create_app", factory=True, host=host, port=port,
+                    workers=workers, log_level="warning", access_log=False)
+
+
+@app.command()
+def migrate(
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
+) -> None:
+    """Apply pending migrations and create partitions, then exit."""
+    settings = _settings(data_dir=data_dir)
+    with database(settings) as settings:
+        applied = asyncio.run(prepare(settings))
+    console.print(f"applied migrations: {applied or 'none (up to date)'}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Database plumbing: pool, embedded server, migrations, partitions, named queries."""

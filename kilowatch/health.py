@@ -1,0 +1,30 @@
+"""Liveness (/healthz) and readiness (/readyz: database reachable and migrated)."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import asyncpg
+from litestar import Response, get
+
+from kilowatch.db import migrate
+
+
+@get("/healthz", tags=["operations"], summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["operations"], summary="The database answers and migrations are applied")
+async def readyz(pool: asyncpg.Pool) -> Response[dict[str, Any]]:
+    try:
+        async with asyncio.timeout(2):
+            async with pool.acquire() as conn:
+                current = await migrate.is_current(conn)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        return Response({"detail": f"database unavailable: {type(exc).__name__}"},
+                        status_code=503, headers={"Retry-After": "1"})
+    if not current:
+        return Response({"detail": "database migrations are not applied"},
+                        status_code=503, headers={"Retry-After": "1"})
+    return Response({"status": "ready"}, status_code=200)

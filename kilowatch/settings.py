@@ -1,0 +1,59 @@
+"""Every setting, read from KILOWATCH_* environment variables and an optional .env."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KILOWATCH_", env_file=".env", extra="ignore")
+
+    # Database: DATABASE_URL (or KILOWATCH_DATABASE_URL); none -> embedded PostgreSQL in data_dir.
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("KILOWATCH_DATABASE_URL", "DATABASE_URL")
+    )
+    data_dir: Path = Path(".kilowatch")
+    pool_size: int = Field(default=8, ge=1)
+    connect_timeout_s: float = Field(default=1.0, gt=0)
+
+    # HTTP
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    # Ingestion (SPEC §2)
+    max_batch: int = Field(default=10_000, ge=1)
+    clock_skew_s: int = Field(default=300, ge=0)
+    max_event_age_days: int = Field(default=35, ge=1)
+    max_queued_events: int = Field(default=50_000, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
+    flush_max_events: int = Field(default=2_000, ge=1)
+    flush_interval_ms: float = Field(default=2.0, ge=0)
+    flush_concurrency: int = Field(default=2, ge=1)
+
+    # Storage (SPEC §3)
+    partition_days_ahead: int = Field(default=7, ge=1)
+    partition_check_interval_s: float = Field(default=3600.0, gt=0)
+    retention_days: int | None = Field(default=None, ge=1)
+
+    # Status and analytics (SPEC §4, §5)
+    stale_after_s: int = Field(default=180, ge=1)
+    meter_idle_kwh: float = Field(default=0.01, ge=0)
+    max_window_days: int = Field(default=31, ge=1)
+    efficiency_threshold: float = Field(default=0.85, gt=0)
+
+    # Optional API keys (comma-separated); empty -> open API.
+    device_api_keys: str = ""
+    operator_api_keys: str = ""
+
+    @model_validator(mode="after")
+    def _retention_keeps_accepted_range(self) -> Settings:
+        if self.retention_days is not None and self.retention_days <= self.max_event_age_days:
+            raise ValueError(
+                "retention_days must exceed max_event_age_days, or accepted events would land "
+                "in dropped partitions"
+            )
+        return self

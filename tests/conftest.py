@@ -1,0 +1,119 @@
+"""Real-PostgreSQL fixtures: embedded 18 (or DATABASE_URL) and the local 15 when it answers.
+
+Each test gets a fresh database cloned from a migrated template, dropped afterwards.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from kilowatch.db import embedded, migrate, partitions
+from kilowatch.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PG15_URL = os.environ.get("KILOWATCH_TEST_PG15_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _answers(url: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(url, timeout=2)
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+@pytest.fixture(scope="session")
+def embedded_url() -> Iterator[str]:
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    data_dir = ROOT / ".kilowatch" / "test"
+    url = embedded.start(data_dir)
+    try:
+        yield url
+    finally:
+        embedded.stop(data_dir)
+
+
+@pytest.fixture(scope="session", params=["pg18", "pg15"])
+def server_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "pg15":
+        if not _answers(PG15_URL):
+            pytest.skip(f"PostgreSQL 15 does not answer at {PG15_URL}")
+        return PG15_URL
+    return str(request.getfixturevalue("embedded_url"))
+
+
+@pytest.fixture(scope="session")
+async def template_url(server_url: str) -> AsyncIterator[str]:
+    name = f"kw_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = with_database(server_url, name)
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate.migrate(conn)
+            await partitions.maintain(conn, Settings(database_url=url))
+        finally:
+            await conn.close()
+        yield url
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _fresh_database(server_url: str, template: str | None) -> AsyncIterator[str]:
+    name = f"t_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await admin.execute(f'CREATE DATABASE "{name}"{clause}')
+        yield with_database(server_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database with the accepted range's partitions."""
+    async for url in _fresh_database(server_url, urlsplit(template_url).path.lstrip("/")):
+        yield url
+
+
+@pytest.fixture
+async def empty_db_url(server_url: str) -> AsyncIterator[str]:
+    """A fresh database with no migrations applied."""
+    async for url in _fresh_database(server_url, None):
+        yield url
+
+
+@pytest.fixture
+async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(db_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(database_url=db_url)
