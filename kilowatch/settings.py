@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,8 +32,12 @@ class Settings(BaseSettings):
     max_queued_events: int = Field(default=50_000, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
     flush_max_events: int = Field(default=2_000, ge=1)
-    flush_interval_ms: float = Field(default=2.0, ge=0)
+    flush_linger_ms: float = Field(default=0.0, ge=0)
     flush_concurrency: int = Field(default=2, ge=1)
+    flush_timeout_s: float = Field(default=10.0, gt=0)
+    # group: group commit (the product); per_event: one transaction per event and
+    # none: acknowledge without a database -- the two baselines `kilowatch bench` compares with.
+    writer: Literal["group", "per_event", "none"] = "group"
 
     # Storage (SPEC §3)
     partition_days_ahead: int = Field(default=7, ge=1)

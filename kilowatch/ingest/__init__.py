@@ -1,0 +1,1 @@
+"""Polymorphic telemetry ingestion: validation, group commit, history + live status writes."""

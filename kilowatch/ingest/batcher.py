@@ -1,0 +1,166 @@
+"""Group commit: concurrent submitters share one flush; each learns its own result after COMMIT.
+
+No SQL or HTTP here: the sink does the writing. Flushes start as soon as a flush slot is free
+(natural batching: while one transaction waits for fsync, the next batch accumulates), or when
+`max_events` are pending; `linger_s` optionally waits a little longer for company.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kilowatch.errors import Overloaded
+from kilowatch.ingest.schemas import Row
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    def __call__(self, rows: Sequence[Row]) -> Awaitable[list[bool]]: ...
+
+
+@dataclass
+class _Pending:
+    rows: Sequence[Row]
+    future: asyncio.Future[list[bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass
+class FlushStats:
+    flushes: int = 0
+    rows: int = 0
+    failures: int = 0
+
+
+class Batcher:
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        max_events: int = 2000,
+        max_queued: int = 50_000,
+        concurrency: int = 2,
+        linger_s: float = 0.0,
+        retry_after: int = 1,
+    ) -> None:
+        self._sink = sink
+        self._max_events = max_events
+        self._max_queued = max_queued
+        self._linger_s = linger_s
+        self._retry_after = retry_after
+        self._slots = asyncio.Semaphore(concurrency)
+        self._pending: deque[_Pending] = deque()
+        self._pending_rows = 0
+        self._queued = 0  # rows submitted and not yet resolved (pending + in flight)
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._closing = False
+        self._flushes: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self.stats = FlushStats()
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._run(), name="kilowatch-batcher")
+
+    async def submit(self, rows: Sequence[Row]) -> list[bool]:
+        """Queues rows; returns, after their COMMIT, which were new. Raises Overloaded when full."""
+        if not rows:
+            return []
+        if self._closing:
+            raise Overloaded("the service is shutting down", retry_after=self._retry_after)
+        if self._queued + len(rows) > self._max_queued:
+            raise Overloaded(retry_after=self._retry_after)
+        item = _Pending(rows)
+        self._pending.append(item)
+        self._queued += len(rows)
+        self._pending_rows += len(rows)
+        if self._pending_rows >= self._max_events:
+            self._full.set()
+        self._wakeup.set()
+        # Shielded: a client that disconnects must not cancel the shared flush's future.
+        return await asyncio.shield(item.future)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            if self._linger_s and not self._full.is_set() and not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self._linger_s):
+                        await self._full.wait()
+            await self._slots.acquire()
+            batch = self._take()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    def _take(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        size = 0
+        while self._pending and (not batch or size + len(self._pending[0].rows) <= self._max_events):
+            item = self._pending.popleft()
+            batch.append(item)
+            size += len(item.rows)
+        self._pending_rows -= size
+        if not self._pending:
+            self._wakeup.clear()
+            self._full.clear()
+        return batch
+
+    async def _flush(self, batch: list[_Pending]) -> None:
+        rows = [row for item in batch for row in item.rows]
+        try:
+            results = await self._sink(rows)
+        except (Exception, asyncio.CancelledError) as exc:
+            self.stats.failures += 1
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        else:
+            self.stats.flushes += 1
+            self.stats.rows += len(rows)
+            start = 0
+            for item in batch:
+                end = start + len(item.rows)
+                if not item.future.done():
+                    item.future.set_result(results[start:end])
+                start = end
+        finally:
+            self._queued -= len(rows)
+            self._slots.release()
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stops taking rows, flushes what is queued (up to `timeout`), then stops."""
+        self._closing = True
+        self._full.set()
+        try:
+            async with asyncio.timeout(timeout):
+                while self._pending or self._flushes:
+                    self._wakeup.set()
+                    if self._flushes:
+                        await asyncio.wait(set(self._flushes))
+                    else:
+                        await asyncio.sleep(0.005)  # let the loop take what is pending
+        except TimeoutError:
+            log.warning("batcher closed with %d rows unflushed", self._queued)
+        finally:
+            if self._loop_task:
+                self._loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._loop_task
+            for item in self._pending:
+                if not item.future.done():
+                    item.future.set_exception(Overloaded("the service is shutting down"))

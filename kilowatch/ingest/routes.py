@@ -1,0 +1,58 @@
+"""POST /v1/ingest: one event, an array (flat and envelope mixed) or NDJSON (SPEC §2)."""
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import msgspec
+from litestar import Request, Response, post
+
+from kilowatch.errors import PayloadTooLarge, UnsupportedMediaType
+from kilowatch.ingest import validate
+from kilowatch.ingest.schemas import IngestResult
+from kilowatch.ingest.service import Ingestor
+from kilowatch.settings import Settings
+
+_encode = msgspec.json.Encoder().encode
+_JSON = "application/json"
+_NDJSON = "application/x-ndjson"
+
+
+def _items(body: bytes, media_type: str) -> list[Any]:
+    if media_type == _NDJSON:
+        return validate.split_ndjson(body)
+    try:
+        decoded = validate.decode_json(body)
+    except validate.NotJson as exc:
+        return [exc]
+    return decoded if isinstance(decoded, list) else [decoded]
+
+
+@post(
+    ["/v1/ingest", "/v1/telemetry/ingest"],
+    tags=["ingest"],
+    summary="Ingest meter and vehicle heartbeats",
+    description=(
+        "Body: one event (flat or `{type, payload}` envelope), a JSON array of them, or NDJSON. "
+        "201 when something new was stored, 200 when all valid events were duplicates, 422 when "
+        "nothing valid was sent. Acknowledged only after a durable commit."
+    ),
+    status_code=201,
+)
+async def ingest(request: Request[Any, Any, Any], ingestor: Ingestor, settings: Settings) -> Response[bytes]:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in (_JSON, _NDJSON):
+        raise UnsupportedMediaType(f"Content-Type must be {_JSON} or {_NDJSON}")
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"body exceeds {settings.max_body_bytes} bytes")
+    items = _items(await request.body(), media_type)
+    if len(items) > settings.max_batch:
+        raise PayloadTooLarge(f"batch of {len(items)} events exceeds the limit of {settings.max_batch}")
+    limits = validate.Limits(timedelta(seconds=settings.clock_skew_s), timedelta(days=settings.max_event_age_days))
+    parsed = validate.validate_items(items, limits)
+    new = await ingestor.store(parsed.rows) if parsed.rows else []
+    accepted = sum(new)
+    result = IngestResult(accepted=accepted, duplicates=len(new) - accepted, rejected=parsed.rejected)
+    status = 422 if not parsed.rows else 201 if accepted else 200
+    return Response(_encode(result), status_code=status, media_type=_JSON)

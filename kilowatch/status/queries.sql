@@ -1,0 +1,40 @@
+-- name: vehicles
+-- Vehicles by id after a cursor, with the meter they are attached to at recorded_at: the
+-- heartbeat's meterId, else the vehicle's latest assignment by valid_from at or before
+-- recorded_at when it still covers that instant (an open one ends where the next begins).
+-- $1 vehicle id (exact) or NULL, $2 cursor (exclusive) or NULL, $3 limit,
+-- $4 stale seconds, $5 charging filter or NULL, $6 stale filter or NULL, $7 meter filter or NULL
+SELECT * FROM (
+    SELECT s.vehicle_id, s.soc, s.kwh_delivered_dc, s.battery_temp, s.recorded_at,
+           COALESCE(s.meter_id, a.meter_id) AS meter_id,
+           s.recorded_at < now() - make_interval(secs => $4) AS stale
+    FROM vehicle_status s
+    LEFT JOIN LATERAL (
+        SELECT x.meter_id, x.valid_to FROM assignments x
+        WHERE x.vehicle_id = s.vehicle_id AND x.valid_from <= s.recorded_at
+        ORDER BY x.valid_from DESC LIMIT 1
+    ) a ON s.meter_id IS NULL AND (a.valid_to IS NULL OR a.valid_to > s.recorded_at)
+    WHERE ($1::text IS NULL OR s.vehicle_id = $1)
+      AND ($2::text IS NULL OR s.vehicle_id > $2)
+) v
+WHERE ($5::boolean IS NULL OR (NOT v.stale AND v.kwh_delivered_dc > 0) = $5)
+  AND ($6::boolean IS NULL OR v.stale = $6)
+  AND ($7::text IS NULL OR v.meter_id = $7)
+ORDER BY v.vehicle_id
+LIMIT $3;
+
+-- name: meters
+-- Meters by id after a cursor.
+-- $1 meter id (exact) or NULL, $2 cursor (exclusive) or NULL, $3 limit, $4 stale seconds,
+-- $5 idle kWh, $6 active filter or NULL, $7 stale filter or NULL
+SELECT * FROM (
+    SELECT meter_id, kwh_consumed_ac, voltage, recorded_at,
+           recorded_at < now() - make_interval(secs => $4) AS stale
+    FROM meter_status
+    WHERE ($1::text IS NULL OR meter_id = $1)
+      AND ($2::text IS NULL OR meter_id > $2)
+) m
+WHERE ($6::boolean IS NULL OR (NOT m.stale AND m.kwh_consumed_ac > $5) = $6)
+  AND ($7::boolean IS NULL OR m.stale = $7)
+ORDER BY meter_id
+LIMIT $3;

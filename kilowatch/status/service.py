@@ -1,0 +1,82 @@
+"""Reads live status rows and shapes them as SPEC §4 says."""
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from kilowatch.db import sqlfile
+from kilowatch.errors import InvalidInput, NotFound
+from kilowatch.settings import Settings
+
+
+def iso(ts: datetime) -> str:
+    return ts.isoformat().replace("+00:00", "Z")
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput("invalid cursor", errors=[{"field": "cursor", "message": "not a cursor this API issued"}]) from exc
+
+
+def vehicle(row: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "vehicleId": row["vehicle_id"], "soc": row["soc"], "kwhDeliveredDc": row["kwh_delivered_dc"],
+        "batteryTemp": row["battery_temp"], "meterId": row["meter_id"], "recordedAt": iso(row["recorded_at"]),
+        "charging": not row["stale"] and row["kwh_delivered_dc"] > 0, "stale": row["stale"],
+    }
+
+
+def meter(row: asyncpg.Record, settings: Settings) -> dict[str, Any]:
+    return {
+        "meterId": row["meter_id"], "kwhConsumedAc": row["kwh_consumed_ac"], "voltage": row["voltage"],
+        "recordedAt": iso(row["recorded_at"]),
+        "active": not row["stale"] and row["kwh_consumed_ac"] > settings.meter_idle_kwh, "stale": row["stale"],
+    }
+
+
+def _page(items: list[dict[str, Any]], limit: int, id_field: str) -> dict[str, Any]:
+    more = len(items) > limit
+    items = items[:limit]
+    return {"items": items, "nextCursor": encode_cursor(items[-1][id_field]) if more and items else None}
+
+
+async def vehicle_status(conn: asyncpg.Connection, settings: Settings, vehicle_id: str) -> dict[str, Any]:
+    rows = await conn.fetch(sqlfile.load("kilowatch.status")["vehicles"],
+                            vehicle_id, None, 1, settings.stale_after_s, None, None, None)
+    if not rows:
+        raise NotFound("vehicle", vehicle_id)
+    return vehicle(rows[0])
+
+
+async def meter_status(conn: asyncpg.Connection, settings: Settings, meter_id: str) -> dict[str, Any]:
+    rows = await conn.fetch(sqlfile.load("kilowatch.status")["meters"],
+                            meter_id, None, 1, settings.stale_after_s, settings.meter_idle_kwh, None, None)
+    if not rows:
+        raise NotFound("meter", meter_id)
+    return meter(rows[0], settings)
+
+
+async def list_vehicles(conn: asyncpg.Connection, settings: Settings, *, limit: int, cursor: str | None,
+                        charging: bool | None, stale: bool | None, meter_id: str | None) -> dict[str, Any]:
+    rows = await conn.fetch(sqlfile.load("kilowatch.status")["vehicles"], None, decode_cursor(cursor),
+                            limit + 1, settings.stale_after_s, charging, stale, meter_id)
+    return _page([vehicle(r) for r in rows], limit, "vehicleId")
+
+
+async def list_meters(conn: asyncpg.Connection, settings: Settings, *, limit: int, cursor: str | None,
+                      active: bool | None, stale: bool | None) -> dict[str, Any]:
+    rows = await conn.fetch(sqlfile.load("kilowatch.status")["meters"], None, decode_cursor(cursor),
+                            limit + 1, settings.stale_after_s, settings.meter_idle_kwh, active, stale)
+    return _page([meter(r, settings) for r in rows], limit, "meterId")
