@@ -16,6 +16,9 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from kilowatch import errors, health
 from kilowatch.db import partitions, pool
+from kilowatch.ingest import routes as ingest_routes
+from kilowatch.ingest.service import Ingestor
+from kilowatch.status import routes as status_routes
 from kilowatch.settings import Settings
 
 
@@ -27,14 +30,21 @@ def _settings(state: State) -> Settings:
     return state.settings  # type: ignore[no-any-return]
 
 
+def _ingestor(state: State) -> Ingestor:
+    return state.ingestor  # type: ignore[no-any-return]
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = await pool.create(settings)
+    app.state.ingestor = Ingestor(app.state.pool, settings)
+    app.state.ingestor.start()
     maintenance = asyncio.create_task(partitions.run_forever(app.state.pool, settings))
     try:
         yield
     finally:
+        await app.state.ingestor.close()
         maintenance.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await maintenance
@@ -46,13 +56,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
                         '"logger":"%(name)s","msg":"%(message)s"}')
-    handlers: list[Any] = [health.healthz, health.readyz]
+    handlers: list[Any] = [health.healthz, health.readyz, ingest_routes.ingest, *status_routes.handlers]
     return Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
         lifespan=[lifespan],
         dependencies={"pool": Provide(_pool, sync_to_thread=False),
-                      "settings": Provide(_settings, sync_to_thread=False)},
+                      "settings": Provide(_settings, sync_to_thread=False),
+                      "ingestor": Provide(_ingestor, sync_to_thread=False)},
         exception_handlers=errors.exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
