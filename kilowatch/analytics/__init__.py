@@ -1,0 +1,1 @@
+"""Per-vehicle performance analytics and the vehicle-to-meter correlation (SPEC §5)."""

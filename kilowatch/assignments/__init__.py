@@ -1,0 +1,1 @@
+"""Operator-recorded vehicle-to-meter assignments (SPEC §5)."""
