@@ -15,6 +15,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
 from kilowatch import errors, health
+from kilowatch.analytics import routes as analytics_routes
+from kilowatch.assignments import routes as assignment_routes
 from kilowatch.db import partitions, pool
 from kilowatch.ingest import routes as ingest_routes
 from kilowatch.ingest.service import Ingestor
@@ -56,7 +58,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
                         '"logger":"%(name)s","msg":"%(message)s"}')
-    handlers: list[Any] = [health.healthz, health.readyz, ingest_routes.ingest, *status_routes.handlers]
+    handlers: list[Any] = [health.healthz, health.readyz, ingest_routes.ingest, *status_routes.handlers,
+                           assignment_routes.create_assignment,
+                           assignment_routes.list_assignments,
+                           assignment_routes.delete_assignment,
+                           analytics_routes.vehicle_performance]
     return Litestar(
         route_handlers=handlers,
         state=State({"settings": settings}),
