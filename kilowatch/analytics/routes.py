@@ -1,11 +1,12 @@
 """HTTP routes for per-vehicle performance analytics."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 from litestar import get
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
 from kilowatch.analytics import service
 from kilowatch.errors import InvalidInput
@@ -16,14 +17,14 @@ from kilowatch.settings import Settings
      summary="A vehicle's energy efficiency over a window, correlated with its meters")
 async def vehicle_performance(
     vehicle_id: str,
-    pool: asyncpg.Pool,
-    settings: Settings,
-    from_: str | None = Parameter(query="from", default=None,
-                                  description="ISO-8601 with offset; default `to` - 24 h"),
-    to: str | None = Parameter(query="to", default=None,
-                               description="ISO-8601 with offset; default now"),
-    granularity: str | None = Parameter(query="granularity", default=None,
-                                        description="`hour` adds hourly buckets"),
+    pool: NamedDependency[asyncpg.Pool],
+    settings: NamedDependency[Settings],
+    from_: Annotated[str | None, QueryParameter(
+        name="from", description="ISO-8601 with offset; default `to` - 24 h")] = None,
+    to: Annotated[str | None, QueryParameter(
+        description="ISO-8601 with offset; default now")] = None,
+    granularity: Annotated[str | None, QueryParameter(
+        description="`hour` adds hourly buckets")] = None,
 ) -> dict[str, Any]:
     if granularity not in (None, "hour"):
         raise InvalidInput("Invalid granularity",
