@@ -92,6 +92,37 @@ def migrate(
     console.print(f"applied migrations: {applied or 'none (up to date)'}")
 
 
+@app.command()
+def simulate(
+    truth: Annotated[Path, typer.Option(help="Where to write the ground-truth JSON")],
+    vehicles: Annotated[int, typer.Option(min=0, help="Vehicles in the fleet")] = 100,
+    meters: Annotated[int, typer.Option(min=1, help="Meters (chargers), some dual-port")] = 80,
+    hours: Annotated[int, typer.Option(min=1, help="Simulate [now - hours, now)")] = 24,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed and window, same events")] = 1,
+    live: Annotated[str | None, typer.Option(help="Replay over HTTP to this base URL")] = None,
+    speed: Annotated[float, typer.Option(
+        min=0, help="--live: simulated minutes per real second (0: as fast as possible)")] = 0.0,
+    backfill: Annotated[bool, typer.Option(help="COPY straight into PostgreSQL")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
+) -> None:
+    """Simulate a fleet over [now - H h, now): replay it (--live URL) or COPY it (--backfill)."""
+    from kilowatch.simulate import command
+
+    if (live is None) == (not backfill):
+        raise typer.BadParameter("give exactly one of --live URL and --backfill")
+    settings = _settings(data_dir=data_dir)
+    if hours > settings.max_event_age_days * 24:
+        raise typer.BadParameter(f"at most {settings.max_event_age_days * 24} hours "
+                                 "(older events are refused)", param_hint="--hours")
+    if live is not None:
+        command.run_live(live, vehicles, meters, hours, seed, speed, truth, console)
+        return
+    with database(settings) as settings:
+        asyncio.run(prepare(settings))
+        assert settings.database_url
+        command.run_backfill(settings.database_url, vehicles, meters, hours, seed, truth, console)
+
+
 def main() -> None:
     app()
 
