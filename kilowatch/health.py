@@ -6,6 +6,7 @@ from typing import Any
 
 import asyncpg
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from kilowatch.db import migrate
 
@@ -16,7 +17,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", tags=["operations"], summary="The database answers and migrations are applied")
-async def readyz(pool: asyncpg.Pool) -> Response[dict[str, Any]]:
+async def readyz(pool: NamedDependency[asyncpg.Pool]) -> Response[dict[str, Any]]:
     try:
         async with asyncio.timeout(2):
             async with pool.acquire() as conn:

