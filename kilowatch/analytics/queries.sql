@@ -3,12 +3,15 @@
 -- One set-based statement. Every history row is reached through an index range, in this order:
 --   1. the vehicle's primary-key range for the window (its minutes, DC, heartbeat meterIds);
 --   2. per attached meter, its primary-key range over the span of the vehicle's minutes on it;
---   3. per such meter, vehicle_readings_meter_idx for the other vehicles whose heartbeat carried
---      it, plus the other vehicles assigned to it (assignments table);
+--   3. per matched meter, vehicle_readings_meter_idx for the other vehicles whose heartbeat
+--      carried it, plus the other vehicles assigned to it (assignments table);
 --   4. per candidate sharer, its primary-key range, to decide whether it really was attached to
 --      that meter in that minute (its latest meter-carrying heartbeat, else its assignment).
 -- Each history read also repeats the window bounds, so the planner prunes to the window's
 -- partitions even where the range itself comes from a LATERAL parameter.
+-- Rows are paired per (meter, minute) and (vehicle, minute) by GROUP BY over UNION ALL rather
+-- than by joins: the planner cannot estimate LATERAL range results, and a nested-loop join on a
+-- bad estimate turns a day's 1,440 minutes into millions of comparisons; grouping stays linear.
 WITH
 vr AS (
     SELECT date_trunc('minute', recorded_at, 'UTC') AS minute, recorded_at,
@@ -24,7 +27,7 @@ vmin AS (
     GROUP BY minute
 ),
 -- An open assignment ends where the vehicle's next one (by from) begins.
-asg AS (
+asg AS MATERIALIZED (
     SELECT meter_id, valid_from,
            least(coalesce(valid_to, 'infinity'),
                  coalesce(lead(valid_from) OVER (ORDER BY valid_from, id), 'infinity')) AS valid_to
@@ -58,16 +61,20 @@ mmin AS (
 ),
 -- Matched minutes: attached to M, and M has at least one reading in that minute.
 matched AS (
-    SELECT v.meter_id, v.minute, v.dc, m.ac, m.n
-    FROM vatt v JOIN mmin m USING (meter_id, minute)
+    SELECT meter_id, minute, sum(dc) AS dc, sum(ac) AS ac, sum(n) AS n
+    FROM (SELECT meter_id, minute, dc, NULL::float8 AS ac, NULL::bigint AS n
+          FROM vatt WHERE meter_id IS NOT NULL
+          UNION ALL
+          SELECT meter_id, minute, NULL, ac, n FROM mmin) u
+    GROUP BY meter_id, minute
+    HAVING count(dc) > 0 AND count(ac) > 0
 ),
 mspan AS (
     SELECT meter_id, min(minute) AS lo, max(minute) + interval '1 minute' AS hi
     FROM matched GROUP BY meter_id
 ),
 hb_cand AS (
-    SELECT s.meter_id, h.vehicle_id, date_trunc('minute', h.recorded_at, 'UTC') AS minute,
-           false AS by_assignment
+    SELECT h.vehicle_id, date_trunc('minute', h.recorded_at, 'UTC') AS minute
     FROM mspan s
     CROSS JOIN LATERAL (
         SELECT vehicle_id, recorded_at
@@ -77,7 +84,7 @@ hb_cand AS (
     ) h
     WHERE h.vehicle_id <> $1::text
 ),
-other_asg AS (
+other_asg AS MATERIALIZED (
     SELECT a.vehicle_id, a.meter_id, a.valid_from,
            least(coalesce(a.valid_to, 'infinity'),
                  coalesce(lead(a.valid_from) OVER (PARTITION BY a.vehicle_id
@@ -88,21 +95,18 @@ other_asg AS (
       AND a.vehicle_id IN (SELECT o.vehicle_id FROM assignments o
                            WHERE o.meter_id IN (SELECT meter_id FROM mspan))
 ),
-asg_cand AS (
-    SELECT m.meter_id, a.vehicle_id, m.minute, true AS by_assignment
+-- Other vehicles whose assignment puts them on a matched meter in a matched minute.
+asg_cand AS MATERIALIZED (
+    SELECT a.vehicle_id, m.minute, a.meter_id
     FROM matched m
     JOIN other_asg a ON a.meter_id = m.meter_id
                     AND a.valid_from <= m.minute AND m.minute < a.valid_to
 ),
-cand AS (
-    SELECT c.meter_id, c.minute, c.vehicle_id, bool_or(c.by_assignment) AS by_assignment
-    FROM (SELECT * FROM hb_cand UNION ALL SELECT * FROM asg_cand) c
-    JOIN matched m USING (meter_id, minute)
-    GROUP BY 1, 2, 3
-),
 cspan AS (
     SELECT vehicle_id, min(minute) AS lo, max(minute) + interval '1 minute' AS hi
-    FROM cand GROUP BY vehicle_id
+    FROM (SELECT vehicle_id, minute FROM hb_cand
+          UNION ALL SELECT vehicle_id, minute FROM asg_cand) c
+    GROUP BY vehicle_id
 ),
 cmin AS (
     SELECT s.vehicle_id, r.minute, r.dc, r.hb_meter
@@ -117,21 +121,31 @@ cmin AS (
         GROUP BY 1
     ) r
 ),
--- The other vehicles really attached to M in t: their latest meter-carrying heartbeat in t
--- names M, or they carried none and their assignment covering t is on M.
+-- Each candidate's meter per minute: its latest meter-carrying heartbeat, else its assignment
+-- (effective assignments of a vehicle never overlap, so there is at most one).
 sharers AS (
-    SELECT c.meter_id, c.minute, sum(r.dc) AS dc, count(*) AS n
-    FROM cand c
-    JOIN cmin r ON r.vehicle_id = c.vehicle_id AND r.minute = c.minute
-    WHERE r.hb_meter = c.meter_id OR (r.hb_meter IS NULL AND c.by_assignment)
-    GROUP BY 1, 2
+    SELECT vehicle_id, minute, coalesce(max(hb_meter), max(asg_meter)) AS meter_id, sum(dc) AS dc
+    FROM (SELECT vehicle_id, minute, hb_meter, NULL::text AS asg_meter, dc FROM cmin
+          UNION ALL
+          SELECT vehicle_id, minute, NULL, meter_id, NULL FROM asg_cand) c
+    GROUP BY vehicle_id, minute
+    HAVING count(dc) > 0
 ),
+-- Per matched minute, the vehicle's share of M's AC among everyone attached to M then.
 shared AS (
-    SELECT m.meter_id, m.minute, m.dc, m.n,
-           m.ac * CASE WHEN m.dc + coalesce(s.dc, 0) > 0 THEN m.dc / (m.dc + coalesce(s.dc, 0))
-                       ELSE 1.0 / (1 + coalesce(s.n, 0)) END AS ac
-    FROM matched m
-    LEFT JOIN sharers s USING (meter_id, minute)
+    SELECT meter_id, minute, dc, n,
+           ac * CASE WHEN dc + others_dc > 0 THEN dc / (dc + others_dc)
+                     ELSE 1.0 / (1 + others_n) END AS ac
+    FROM (SELECT meter_id, minute,
+                 sum(dc) FILTER (WHERE mine) AS dc, sum(ac) AS ac, sum(n) AS n,
+                 coalesce(sum(dc) FILTER (WHERE NOT mine), 0) AS others_dc,
+                 count(*) FILTER (WHERE NOT mine) AS others_n
+          FROM (SELECT meter_id, minute, dc, ac, n, true AS mine FROM matched
+                UNION ALL
+                SELECT meter_id, minute, dc, NULL, NULL, false FROM sharers
+                WHERE meter_id IS NOT NULL) u
+          GROUP BY meter_id, minute
+          HAVING bool_or(mine)) g
 ),
 per_meter AS (
     SELECT meter_id, sum(ac) AS ac, count(*) AS minutes
