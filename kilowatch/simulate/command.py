@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from kilowatch.simulate import backfill, live, progress
+from kilowatch.simulate import backfill, live, progress, simulation
 from kilowatch.simulate.truth import Truth
 
 
@@ -31,8 +31,8 @@ def run_live(base_url: str, vehicles: int, meters: int, hours: int, seed: int, s
              truth_path: Path, console: Console) -> Truth:
     started = time.perf_counter()
     with progress.minute_bar(console, "live", hours * 60) as report:
-        truth = asyncio.run(live.replay(base_url, vehicles, meters, hours, seed, speed=speed,
-                                        report=report))
+        fleet = simulation.config(vehicles, meters, hours, seed)
+        truth = asyncio.run(live.replay(base_url, fleet, speed=speed, report=report))
     elapsed = time.perf_counter() - started
     stats = truth.stats
     console.print(f"sent {stats['sent']:,} events in {elapsed:.1f} s "

@@ -5,14 +5,14 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 import httpx
 import msgspec
 
 from kilowatch.simulate.events import Assignment, Event, assignment_json, to_json
-from kilowatch.simulate.simulation import Simulation, config
+from kilowatch.simulate.fleet import FleetConfig
+from kilowatch.simulate.simulation import Simulation
 from kilowatch.simulate.truth import Truth
 
 ATTEMPTS = 8
@@ -69,11 +69,10 @@ class _Sender:
         self.stats["assignments"] += len(assignments)
 
 
-async def replay(base_url: str, vehicles: int, meters: int, hours: int, seed: int,
-                 end: datetime | None = None, *, speed: float = 0.0, concurrency: int = 4,
+async def replay(base_url: str, fleet: FleetConfig, *, speed: float = 0.0, concurrency: int = 4,
                  batch_size: int = 1_000, report: Callable[[int, int], None] | None = None,
                  transport: httpx.AsyncBaseTransport | None = None) -> Truth:
-    """Sends [end − hours, end) minute by minute; returns the ground truth.
+    """Sends the fleet's window minute by minute; returns the ground truth.
 
     `speed` is simulated minutes per real second (0: as fast as the server answers). Each minute's
     heartbeats go out in timestamp order, a retried copy beside or a minute after its original,
@@ -81,7 +80,7 @@ async def replay(base_url: str, vehicles: int, meters: int, hours: int, seed: in
     acknowledged before the next minute. An operator's assignment is posted when its session
     ends (back-dated), and open sessions' assignments at the end, open-ended.
     """
-    simulation = Simulation(config(vehicles, meters, hours, seed, end))
+    simulation = Simulation(fleet)
     delayed: dict[int, list[Event]] = defaultdict(list)
     open_sessions: dict[int, Assignment] = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
