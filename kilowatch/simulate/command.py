@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -15,7 +17,7 @@ from kilowatch.simulate.truth import Truth
 def run_backfill(database_url: str, vehicles: int, meters: int, hours: int, seed: int,
                  truth_path: Path, console: Console) -> Truth:
     started = time.perf_counter()
-    with progress.minute_bar(console, "backfill", hours * 60) as report:
+    with progress.minute_bar(console, "backfill", hours * 60) as report, _refusal(console):
         truth = asyncio.run(backfill.backfill(database_url, vehicles, meters, hours, seed,
                                               report=report))
     elapsed = time.perf_counter() - started
@@ -30,7 +32,7 @@ def run_backfill(database_url: str, vehicles: int, meters: int, hours: int, seed
 def run_live(base_url: str, vehicles: int, meters: int, hours: int, seed: int, speed: float,
              truth_path: Path, console: Console) -> Truth:
     started = time.perf_counter()
-    with progress.minute_bar(console, "live", hours * 60) as report:
+    with progress.minute_bar(console, "live", hours * 60) as report, _refusal(console):
         fleet = simulation.config(vehicles, meters, hours, seed)
         truth = asyncio.run(live.replay(base_url, fleet, speed=speed, report=report))
     elapsed = time.perf_counter() - started
@@ -41,6 +43,16 @@ def run_live(base_url: str, vehicles: int, meters: int, hours: int, seed: int, s
                   f"{stats['rejected']:,} rejected; {stats['assignments']:,} assignments")
     _finish(truth, truth_path, console)
     return truth
+
+
+@contextlib.contextmanager
+def _refusal(console: Console) -> Iterator[None]:
+    """A refused write (occupied window, client error from the server) exits 1 with its reason."""
+    try:
+        yield
+    except (backfill.WindowOccupied, live.ReplayFailed) as exc:
+        console.print(f"[red]simulation refused:[/] {exc.__doc__}\n{exc}")
+        raise SystemExit(1) from None
 
 
 def _finish(truth: Truth, path: Path, console: Console) -> None:
