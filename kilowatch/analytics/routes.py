@@ -6,7 +6,7 @@ from typing import Annotated, Any
 import asyncpg
 from litestar import get
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from kilowatch.analytics import service
 from kilowatch.errors import InvalidInput
@@ -16,7 +16,7 @@ from kilowatch.settings import Settings
 @get("/v1/analytics/performance/{vehicle_id:str}", tags=["analytics"],
      summary="A vehicle's energy efficiency over a window, correlated with its meters")
 async def vehicle_performance(
-    vehicle_id: str,
+    vehicle_id: FromPath[str],
     pool: NamedDependency[asyncpg.Pool],
     settings: NamedDependency[Settings],
     from_: Annotated[str | None, QueryParameter(

@@ -7,7 +7,7 @@ import asyncpg
 import msgspec
 from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from kilowatch.assignments import service
 from kilowatch.errors import InvalidInput
@@ -43,6 +43,6 @@ async def list_assignments(
 
 @delete("/v1/assignments/{assignment_id:int}", tags=["assignments"], status_code=204,
         summary="Delete an assignment")
-async def delete_assignment(assignment_id: int, pool: NamedDependency[asyncpg.Pool]) -> None:
+async def delete_assignment(assignment_id: FromPath[int], pool: NamedDependency[asyncpg.Pool]) -> None:
     async with pool.acquire() as conn:
         await service.delete(conn, assignment_id)

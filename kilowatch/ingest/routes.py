@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar import Request, Response, post
 
 from kilowatch.errors import PayloadTooLarge, UnsupportedMediaType
@@ -39,7 +40,7 @@ def _items(body: bytes, media_type: str) -> list[Any]:
     ),
     status_code=201,
 )
-async def ingest(request: Request[Any, Any, Any], ingestor: Ingestor, settings: Settings) -> Response[bytes]:
+async def ingest(request: Request[Any, Any, Any], ingestor: NamedDependency[Ingestor], settings: NamedDependency[Settings]) -> Response[bytes]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in (_JSON, _NDJSON):
         raise UnsupportedMediaType(f"Content-Type must be {_JSON} or {_NDJSON}")
