@@ -25,7 +25,12 @@ def decode_cursor(cursor: str | None) -> str | None:
     if not cursor:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        # validate=True: the default silently drops characters outside the alphabet.
+        last_id = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
+                                   validate=True).decode()
+        if not last_id:
+            raise ValueError("empty cursor")
+        return last_id
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("invalid cursor", errors=[{"field": "cursor", "message": "not a cursor this API issued"}]) from exc
 
