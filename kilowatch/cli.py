@@ -1,4 +1,4 @@
-"""The `kilowatch` command line: serve, migrate (simulate and bench join later)."""
+"""The `kilowatch` command line: serve, migrate, simulate, bench."""
 from __future__ import annotations
 
 import asyncio
@@ -121,6 +121,42 @@ def simulate(
         asyncio.run(prepare(settings))
         assert settings.database_url
         command.run_backfill(settings.database_url, vehicles, meters, hours, seed, truth, console)
+
+
+@app.command()
+def bench(
+    duration: Annotated[float, typer.Option(min=0.1, help="Measured seconds per figure")] = 10.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Unmeasured seconds before each")] = 2.0,
+    connections: Annotated[int, typer.Option(min=1, help="Connections for single events, reads")] = 64,
+    processes: Annotated[int, typer.Option(min=1, help="Client processes")] = 2,
+    vehicles: Annotated[int, typer.Option(min=1, help="Analytics data sets: vehicles")] = 1000,
+    meters: Annotated[int, typer.Option(min=1, help="Analytics data sets: meters")] = 800,
+    only: Annotated[str | None, typer.Option(
+        help="Comma-separated figures or prefixes (e.g. ingest,http.no_db)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
+) -> None:
+    """Measure SPEC §8's figures side by side: own server (2 workers), separate client processes."""
+    from kilowatch.bench import output, runner
+
+    options = runner.Options(duration_s=duration, warmup_s=warmup, connections=connections,
+                             processes=processes, vehicles=vehicles, meters=meters,
+                             only=frozenset(only.split(",")) if only else None)
+    settings = _settings(data_dir=data_dir)
+    if not settings.database_url:
+        # Its own embedded server: cached data sets live there, and a running `serve` is untouched.
+        settings = settings.model_copy(update={"data_dir": settings.data_dir / "bench"})
+    with database(settings) as settings:
+        assert settings.database_url
+        runs = runner.Bench(settings.database_url, options, console)
+        try:
+            report = runs.run()
+        finally:
+            runs.close()
+    if as_json:
+        print(output.as_json(report))
+    else:
+        output.print_table(report, Console())
 
 
 def main() -> None:

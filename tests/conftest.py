@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -43,12 +45,14 @@ def embedded_url() -> Iterator[str]:
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    data_dir = ROOT / ".kilowatch" / "test"
-    url = embedded.start(data_dir)
-    try:
-        yield url
-    finally:
-        embedded.stop(data_dir)
+    # One server per session: concurrent pytest runs must not stop each other's database.
+    with tempfile.TemporaryDirectory(prefix="kilowatch-test-") as tmp:
+        data_dir = Path(tmp)
+        url = embedded.start(data_dir)
+        try:
+            yield url
+        finally:
+            embedded.stop(data_dir)
 
 
 @pytest.fixture(scope="session", params=["pg18", "pg15"])
@@ -117,3 +121,24 @@ async def conn(db_url: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 def settings(db_url: str) -> Settings:
     return Settings(database_url=db_url)
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Any]:
+    """The app on a fresh database, through Litestar's test client (lifespan included)."""
+    from litestar.testing import AsyncTestClient
+
+    from kilowatch.app import create_app
+
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def live_server(db_url: str) -> Iterator[str]:
+    """The app under uvicorn in its own process on the test's database: "127.0.0.1:port"."""
+    from kilowatch.bench import server
+
+    with server.running(db_url, workers=1) as address:
+        yield address
+

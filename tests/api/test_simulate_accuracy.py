@@ -1,12 +1,6 @@
 """End to end: a live simulation through a real server, analytics compared with the ground truth."""
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,46 +14,9 @@ RULE_TOLERANCE = 0.002
 PHYSICAL_TOLERANCE = 0.005
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def server(db_url: str) -> Iterator[str]:
-    """The app under uvicorn in its own process, on the test's database."""
-    port = free_port()
-    env = {**os.environ, "KILOWATCH_DATABASE_URL": db_url}
-    env.pop("DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "kilowatch.app:create_app", "--factory",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stderr.read().decode()}")  # type: ignore[union-attr]
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("server never became ready")
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        assert process.stderr is not None
-        print(process.stderr.read().decode(errors="replace")[-20_000:])  # shown on failure
-        process.stderr.close()
+def server(live_server: str) -> str:
+    return f"http://{live_server}"
 
 
 async def performance(base_url: str, truth: Truth) -> dict[str, dict[str, Any]]:

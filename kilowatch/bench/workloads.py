@@ -1,0 +1,140 @@
+"""What each bench client connection sends: unique events, batches, SQL twins, reads.
+
+Every generated event is new (a figure's tag, the process and the connection are in its device
+id), so ingest figures measure stores, not duplicates. A batch is one minute of a slice of the
+fleet: distinct devices, half meters and half vehicles, as the heartbeats of a real minute.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+import asyncpg
+import msgspec
+
+from kilowatch.db import sqlfile
+from kilowatch.ingest.schemas import MeterRow, VehicleRow
+from kilowatch.ingest.writer import write_batch
+
+if TYPE_CHECKING:
+    from kilowatch.bench.load import Task
+
+SINGLE_DEVICES = 1_000  # devices per connection for single events: one status row each
+_encode = msgspec.json.Encoder().encode
+
+
+class Workload(Protocol):
+    def next(self, connection: int, n: int) -> tuple[Any, int]: ...
+
+
+def http_post(path: str, body: bytes) -> bytes:
+    return (b"POST %s HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (path.encode(), len(body), body))
+
+
+def http_get(path: str) -> bytes:
+    return b"GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % path.encode()
+
+
+class _Events:
+    """Rows with unique keys: device `{tag}p{process}c{connection}d{k}`, time `base - step` s."""
+
+    def __init__(self, task: Task) -> None:
+        self.prefix = f"{task.params['tag']}p{task.process}c"
+        self.base = datetime.fromisoformat(task.params["base"])
+
+    def row(self, connection: int, device: int, step: int) -> MeterRow | VehicleRow:
+        at = self.base - timedelta(seconds=step)
+        name = f"{self.prefix}{connection}d{device}"
+        if device % 2:
+            return MeterRow(name, at, 0.75 + device % 7 / 100, 229.0 + device % 5)
+        return VehicleRow(name, at, 40.0 + device % 50, 0.62 + device % 7 / 100, 31.5, None)
+
+    def batch(self, connection: int, size: int, step: int) -> list[MeterRow | VehicleRow]:
+        return [self.row(connection, device, step) for device in range(size)]
+
+
+def _json(row: MeterRow | VehicleRow) -> dict[str, Any]:
+    stamp = row.recorded_at.isoformat().replace("+00:00", "Z")
+    if isinstance(row, MeterRow):
+        return {"meterId": row.meter_id, "kwhConsumedAc": row.kwh_consumed_ac,
+                "voltage": row.voltage, "timestamp": stamp}
+    return {"vehicleId": row.vehicle_id, "soc": row.soc, "kwhDeliveredDc": row.kwh_delivered_dc,
+            "batteryTemp": row.battery_temp, "timestamp": stamp}
+
+
+class SingleEvents(_Events):
+    def next(self, connection: int, n: int) -> tuple[bytes, int]:
+        row = self.row(connection, n % SINGLE_DEVICES, n // SINGLE_DEVICES)
+        return http_post("/v1/ingest", _encode(_json(row))), 1
+
+
+class HttpBatches(_Events):
+    def __init__(self, task: Task) -> None:
+        super().__init__(task)
+        self.size = int(task.params["batch"])
+
+    def next(self, connection: int, n: int) -> tuple[bytes, int]:
+        rows = self.batch(connection, self.size, n)
+        return http_post("/v1/ingest", _encode([_json(row) for row in rows])), self.size
+
+
+SqlRequest = Callable[[asyncpg.Connection], Awaitable[Any]]
+
+
+class SqlDualWrite(HttpBatches):
+    """The statement the server's writer sends, straight from the client: no HTTP, no validation."""
+
+    def next(self, connection: int, n: int) -> tuple[SqlRequest, int]:  # type: ignore[override]
+        rows = self.batch(connection, self.size, n)
+        return (lambda conn: write_batch(conn, rows)), self.size
+
+
+class CopyRaw(HttpBatches):
+    """The same rows COPYed into the history tables: no dedup, no status."""
+
+    def next(self, connection: int, n: int) -> tuple[SqlRequest, int]:  # type: ignore[override]
+        rows = self.batch(connection, self.size, n)
+        meters = [r for r in rows if isinstance(r, MeterRow)]
+        vehicles = [r for r in rows if isinstance(r, VehicleRow)]
+
+        async def copy(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.copy_records_to_table("meter_readings", records=meters,
+                                                 columns=MeterRow._fields)
+                await conn.copy_records_to_table("vehicle_readings", records=vehicles,
+                                                 columns=VehicleRow._fields)
+        return copy, self.size
+
+
+class HttpGets:
+    """GETs of the given paths, in a seeded random order per connection."""
+
+    def __init__(self, task: Task) -> None:
+        self.requests = [http_get(path) for path in task.params["paths"]]
+        self.rng = random.Random(task.process)
+
+    def next(self, connection: int, n: int) -> tuple[bytes, int]:
+        return self.rng.choice(self.requests), 1
+
+
+class VehicleFloor:
+    """The bare primary-key range SUM for a random vehicle's window."""
+
+    def __init__(self, task: Task) -> None:
+        self.vehicles: list[str] = task.params["vehicles"]
+        self.window = tuple(datetime.fromisoformat(t) for t in task.params["window"])
+        self.query = sqlfile.load("kilowatch.analytics")["vehicle_floor"]
+        self.rng = random.Random(task.process)
+
+    def next(self, connection: int, n: int) -> tuple[SqlRequest, int]:
+        vehicle = self.rng.choice(self.vehicles)
+        return (lambda conn: conn.fetchval(self.query, vehicle, *self.window)), 1
+
+
+WORKLOADS: dict[str, Callable[[Task], Workload]] = {
+    "single": SingleEvents, "batch": HttpBatches, "dual_write": SqlDualWrite, "copy": CopyRaw,
+    "get": HttpGets, "floor": VehicleFloor,
+}
