@@ -13,8 +13,9 @@ import asyncpg
 from kilowatch import timestamps
 from kilowatch.db import sqlfile
 from kilowatch.errors import Conflict, InvalidInput, NotFound
+from kilowatch.ingest.schemas import DEVICE_ID_PATTERN
 
-DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 FIELDS = ("vehicleId", "meterId", "from", "to")
 
 

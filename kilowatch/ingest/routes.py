@@ -47,11 +47,16 @@ async def ingest(request: Request[Any, Any, Any], ingestor: NamedDependency[Inge
     length = request.headers.get("content-length")
     if length and length.isdigit() and int(length) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body exceeds {settings.max_body_bytes} bytes")
-    items = _items(await request.body(), media_type)
-    if len(items) > settings.max_batch:
-        raise PayloadTooLarge(f"batch of {len(items)} events exceeds the limit of {settings.max_batch}")
+    body = await request.body()
     limits = validate.Limits(timedelta(seconds=settings.clock_skew_s), timedelta(days=settings.max_event_age_days))
-    parsed = validate.validate_items(items, limits)
+    parsed = validate.fast_path(body, limits) if media_type == _JSON else None
+    if parsed is None:
+        items = _items(body, media_type)
+        if len(items) > settings.max_batch:
+            raise PayloadTooLarge(f"batch of {len(items)} events exceeds the limit of {settings.max_batch}")
+        parsed = validate.validate_items(items, limits)
+    elif parsed.count > settings.max_batch:
+        raise PayloadTooLarge(f"batch of {parsed.count} events exceeds the limit of {settings.max_batch}")
     new = await ingestor.store(parsed.rows) if parsed.rows else []
     accepted = sum(new)
     result = IngestResult(accepted=accepted, duplicates=len(new) - accepted, rejected=parsed.rejected)

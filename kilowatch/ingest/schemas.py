@@ -7,7 +7,9 @@ from typing import Annotated, NamedTuple
 import msgspec
 from msgspec import Meta
 
-DeviceId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+# \Z, not $: `$` also matches before a trailing newline ("V-1\n").
+DEVICE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z"
+DeviceId = Annotated[str, Meta(pattern=DEVICE_ID_PATTERN)]
 Kwh = Annotated[float, Meta(ge=0, le=1000)]
 Instant = Annotated[datetime, Meta(tz=True)]
 
@@ -26,6 +28,23 @@ class VehicleEvent(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
     battery_temp: Annotated[float, Meta(ge=-50, le=100)]
     timestamp: Instant
     meter_id: DeviceId | None = None
+
+
+class FlatEvent(msgspec.Struct, forbid_unknown_fields=True, rename="camel"):
+    """Either kind's fields, each optional: the ingest fast path's one typed decode.
+
+    UNSET (absent) is not null: a null anywhere fails the decode, and the general path reports it.
+    """
+
+    # Ids are matched by the fast path itself: msgspec's pattern check costs 1 µs per string.
+    meter_id: str | None | msgspec.UnsetType = msgspec.UNSET  # null only on a vehicle
+    vehicle_id: str | msgspec.UnsetType = msgspec.UNSET
+    kwh_consumed_ac: Kwh | msgspec.UnsetType = msgspec.UNSET
+    voltage: Annotated[float, Meta(gt=0, le=1500)] | msgspec.UnsetType = msgspec.UNSET
+    soc: Annotated[float, Meta(ge=0, le=100)] | msgspec.UnsetType = msgspec.UNSET
+    kwh_delivered_dc: Kwh | msgspec.UnsetType = msgspec.UNSET
+    battery_temp: Annotated[float, Meta(ge=-50, le=100)] | msgspec.UnsetType = msgspec.UNSET
+    timestamp: Instant | msgspec.UnsetType = msgspec.UNSET
 
 
 class MeterRow(NamedTuple):

@@ -9,9 +9,13 @@ from typing import Any
 
 import msgspec
 
-from kilowatch.ingest.schemas import FieldError, MeterEvent, MeterRow, Rejection, Row, VehicleEvent, VehicleRow
+from kilowatch.ingest.schemas import (DEVICE_ID_PATTERN, FieldError, FlatEvent, MeterEvent,
+                                      MeterRow, Rejection, Row, VehicleEvent, VehicleRow)
 
 _decode = msgspec.json.Decoder().decode
+_decode_flat = msgspec.json.Decoder(list[FlatEvent] | FlatEvent).decode
+_UNSET = msgspec.UNSET
+_device_id = re.compile(DEVICE_ID_PATTERN).match
 _PATH = re.compile(r" - at `\$\.?([^`]*)`$")
 _NAMED = re.compile(r"(unknown|required) field `([^`]+)`")
 
@@ -119,6 +123,44 @@ def validate_item(item: Any, now: datetime, limits: Limits) -> Row | FieldError:
         return problem or MeterRow(m.meter_id, ts, m.kwh_consumed_ac, m.voltage)
     except msgspec.ValidationError as exc:
         return _error(exc, prefix)
+
+
+def fast_path(body: bytes, limits: Limits, now: datetime | None = None) -> Parsed | None:
+    """Validates a body of only valid flat events in one typed decode, or returns None.
+
+    The common case costs under half of the general path (which builds dicts, then converts each).
+    Anything else (an envelope, any invalid event, more than one kind's fields) returns None,
+    and the general path, the reference for every error message, judges the whole body.
+    """
+    try:
+        decoded = _decode_flat(body)
+    except msgspec.DecodeError:  # ValidationError included
+        return None
+    events = decoded if isinstance(decoded, list) else [decoded]
+    now = now or datetime.now(UTC)
+    earliest, latest = now - limits.max_age, now + limits.clock_skew
+    rows: list[Row] = []
+    for e in events:
+        ts = e.timestamp
+        if ts is _UNSET or not earliest <= ts <= latest:
+            return None
+        ts = ts.astimezone(UTC)
+        if e.vehicle_id is not _UNSET:
+            meter = None if e.meter_id is _UNSET else e.meter_id
+            if (not _device_id(e.vehicle_id) or (meter is not None and not _device_id(meter))
+                    or e.soc is _UNSET or e.kwh_delivered_dc is _UNSET or e.battery_temp is _UNSET
+                    or e.kwh_consumed_ac is not _UNSET or e.voltage is not _UNSET):
+                return None
+            rows.append(VehicleRow(e.vehicle_id, ts, e.soc, e.kwh_delivered_dc, e.battery_temp,
+                                   meter))
+        else:
+            if (e.meter_id is None or e.meter_id is _UNSET or not _device_id(e.meter_id)
+                    or e.kwh_consumed_ac is _UNSET
+                    or e.voltage is _UNSET or e.soc is not _UNSET
+                    or e.kwh_delivered_dc is not _UNSET or e.battery_temp is not _UNSET):
+                return None
+            rows.append(MeterRow(e.meter_id, ts, e.kwh_consumed_ac, e.voltage))
+    return Parsed(rows=rows, count=len(events))
 
 
 def validate_items(items: list[Any], limits: Limits, now: datetime | None = None) -> Parsed:
