@@ -156,7 +156,8 @@ def bench(
     if as_json:
         print(output.as_json(report))
     else:
-        output.print_table(report, Console())
+        # Piped output (a file, CI logs) is not cut to 80 columns.
+        output.print_table(report, Console(width=None if sys.stdout.isatty() else 200))
 
 
 def main() -> None:

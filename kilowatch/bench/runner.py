@@ -132,7 +132,8 @@ class Bench:
         self.pool.submit(int).result()  # start the client processes before timing anything
         self.report.machine = _machine(self.admin_url)
         ingest_names = ("http.no_db", "ingest.per_event_txn", "ingest.group_commit",
-                        "ingest.burst_20k", "ingest.batch", "sql.dual_write", "copy.raw")
+                        "ingest.burst_20k", "ingest.batch", "sql.dual_write", "sql.dual_write.staged",
+                        "copy.raw")
         if any(opts.wants(n) for n in ingest_names):
             self._ingest()
         if any(opts.wants(n) for n in ("analytics", "sql.vehicle_floor", "status.lookup")):
@@ -166,6 +167,10 @@ class Bench:
         if opts.wants("sql.dual_write"):
             self.measure("sql.dual_write", "rows/s", "dual_write", url, opts.batch_connections,
                          batch=1000, note="the writer's statement from the client, no HTTP")
+        if opts.wants("sql.dual_write.staged"):
+            self.measure("sql.dual_write.staged", "rows/s", "staged_write", url,
+                         opts.batch_connections, batch=1000,
+                         note="the same write fed by COPY into staging tables, not unnest()")
         if opts.wants("copy.raw"):
             self.measure("copy.raw", "rows/s", "copy", url, opts.batch_connections, batch=1000,
                          note="COPY of the same rows: no dedup, no status")
@@ -242,6 +247,8 @@ def ratios(report: Report) -> list[Ratio]:
                p99, lambda r: r <= 2, "≤ 2"),
         _ratio(report, "ingest.batch / sql.dual_write", "ingest.batch", "sql.dual_write",
                rate, lambda r: r >= 0.7, "≥ 0.70"),
+        _ratio(report, "sql.dual_write.staged / sql.dual_write", "sql.dual_write.staged",
+               "sql.dual_write", rate, lambda r: True, "context"),
         _ratio(report, "sql.dual_write / copy.raw", "sql.dual_write", "copy.raw",
                rate, lambda r: True, "context"),
         _ratio(report, "analytics.vehicle.1d p99 / sql.vehicle_floor p99", "analytics.vehicle.1d",

@@ -7,6 +7,7 @@ fleet: distinct devices, half meters and half vehicles, as the heartbeats of a r
 from __future__ import annotations
 
 import random
+import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -109,6 +110,29 @@ class CopyRaw(HttpBatches):
         return copy, self.size
 
 
+_STAGED: weakref.WeakSet[asyncpg.Connection] = weakref.WeakSet()
+
+
+class SqlStagedWrite(HttpBatches):
+    """The writer's statement fed by COPY into temporary staging tables instead of unnest()."""
+
+    def next(self, connection: int, n: int) -> tuple[SqlRequest, int]:  # type: ignore[override]
+        rows = sorted(self.batch(connection, self.size, n))
+        meters = [r for r in rows if isinstance(r, MeterRow)]
+        vehicles = [r for r in rows if isinstance(r, VehicleRow)]
+        queries = sqlfile.load("kilowatch.bench")
+
+        async def write(conn: asyncpg.Connection) -> None:
+            if conn not in _STAGED:
+                await conn.execute(queries["create_staging"])
+                _STAGED.add(conn)
+            async with conn.transaction():
+                await conn.copy_records_to_table("stage_meter", records=meters)
+                await conn.copy_records_to_table("stage_vehicle", records=vehicles)
+                await conn.fetch(queries["write_staged"])
+        return write, self.size
+
+
 class HttpGets:
     """GETs of the given paths, in a seeded random order per connection."""
 
@@ -135,6 +159,7 @@ class VehicleFloor:
 
 
 WORKLOADS: dict[str, Callable[[Task], Workload]] = {
-    "single": SingleEvents, "batch": HttpBatches, "dual_write": SqlDualWrite, "copy": CopyRaw,
+    "single": SingleEvents, "batch": HttpBatches, "dual_write": SqlDualWrite,
+    "staged_write": SqlStagedWrite, "copy": CopyRaw,
     "get": HttpGets, "floor": VehicleFloor,
 }
