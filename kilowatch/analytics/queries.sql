@@ -34,14 +34,12 @@ asg AS MATERIALIZED (
     FROM assignments
     WHERE vehicle_id = $1::text
 ),
+-- A plain join, not a LATERAL per minute: a vehicle's effective assignments never overlap
+-- (closed ones may not, an open one ends where the next begins), so at most one matches.
 vatt AS (
     SELECT v.minute, v.dc, coalesce(v.hb_meter, a.meter_id) AS meter_id
     FROM vmin v
-    LEFT JOIN LATERAL (
-        SELECT asg.meter_id FROM asg
-        WHERE asg.valid_from <= v.minute AND v.minute < asg.valid_to
-        ORDER BY asg.valid_from DESC LIMIT 1
-    ) a ON true
+    LEFT JOIN asg a ON a.valid_from <= v.minute AND v.minute < a.valid_to
 ),
 span AS (
     SELECT meter_id, min(minute) AS lo, max(minute) + interval '1 minute' AS hi
