@@ -134,6 +134,7 @@ def bench(
     only: Annotated[str | None, typer.Option(
         help="Comma-separated figures or prefixes (e.g. ingest,http.no_db)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the report as Markdown tables")] = False,
     data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
 ) -> None:
     """Measure SPEC §8's figures side by side: own server (2 workers), separate client processes."""
@@ -155,6 +156,8 @@ def bench(
             runs.close()
     if as_json:
         print(output.as_json(report))
+    elif markdown:
+        print(output.as_markdown(report))
     else:
         # Piped output (a file, CI logs) is not cut to 80 columns.
         output.print_table(report, Console(width=None if sys.stdout.isatty() else 200))

@@ -14,6 +14,25 @@ def as_json(report: Report) -> str:
     return json.dumps(dataclasses.asdict(report), indent=2, default=str)
 
 
+def as_markdown(report: Report) -> str:
+    """The tables as Markdown, for the README: numbers exactly as measured."""
+    m = report.machine
+    lines = [f"{m['cpus']} CPUs, {m['platform']}, Python {m['python']}, PostgreSQL "
+             f"{m['postgres']} (fsync={m['fsync']}, synchronous_commit={m['synchronous_commit']})",
+             "", "| figure | rate | p50 ms | p99 ms | requests | errors | client CPU | setup |",
+             "|---|--:|--:|--:|--:|--:|--:|---|"]
+    for f in report.figures:
+        setup = f.note + (f"; absorbed in {f.seconds:.2f} s" if f.name.startswith("ingest.burst")
+                          else "")
+        lines.append(f"| `{f.name}` | {f.rate:,.0f} {f.unit} | {_ms(f.p50_ms)} | {_ms(f.p99_ms)} "
+                     f"| {f.count:,} | {f.errors:,} | {f.client_cpu:.0%} | {setup} |")
+    lines += ["", "| ratio (same run) | value | target |", "|---|--:|---|"]
+    for r in report.ratios:
+        met = "" if r.target == "context" else (" ✔" if r.ok else " ✘ not met")
+        lines.append(f"| {r.name} | {r.value:.2f} | {r.target}{met} |")
+    return "\n".join(lines)
+
+
 def _ms(value: float | None) -> str:
     return "–" if value is None else f"{value:,.1f}"
 
