@@ -4,8 +4,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -63,6 +65,29 @@ def _settings(**env: object) -> Settings:
     return Settings()
 
 
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, a fresh PROMETHEUS_MULTIPROC_DIR for this run, removed at exit.
+
+    Workers are spawned, so they import prometheus_client with it set and write their values to
+    files there; /metrics in any worker sums them. This process never imports prometheus_client.
+    """
+    if workers == 1 or "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        yield  # one process: in-memory values; a directory set by the user is theirs to manage
+        return
+    # A signal before uvicorn installs its handlers must still unwind through the `finally`.
+    previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    path = tempfile.mkdtemp(prefix="kilowatch-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        yield
+    finally:
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        shutil.rmtree(path, ignore_errors=True)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind")] = "127.0.0.1",
@@ -77,8 +102,9 @@ def serve(
     with database(settings) as settings:
         applied = asyncio.run(prepare(settings))
         console.print(f"[green]database ready[/] (migrations applied now: {applied or 'none'})")
-        uvicorn.run("kilowatch.app:create_app", factory=True, host=host, port=port,
-                    workers=workers, log_level="warning", access_log=False)
+        with _metrics_dir(workers):
+            uvicorn.run("kilowatch.app:create_app", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning", access_log=False)
 
 
 @app.command()
@@ -135,6 +161,8 @@ def bench(
         help="Comma-separated figures or prefixes (e.g. ingest,http.no_db)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     markdown: Annotated[bool, typer.Option(help="Print the report as Markdown tables")] = False,
+    prefix: Annotated[str, typer.Option(
+        help="Name prefix of the databases it creates and caches")] = "kwbench",
     data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
 ) -> None:
     """Measure SPEC §8's figures side by side: own server (2 workers), separate client processes."""
@@ -142,7 +170,7 @@ def bench(
 
     options = runner.Options(duration_s=duration, warmup_s=warmup, connections=connections,
                              processes=processes, vehicles=vehicles, meters=meters,
-                             only=frozenset(only.split(",")) if only else None)
+                             only=frozenset(only.split(",")) if only else None, prefix=prefix)
     settings = _settings(data_dir=data_dir)
     if not settings.database_url:
         # Its own embedded server: cached data sets live there, and a running `serve` is untouched.

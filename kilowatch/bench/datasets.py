@@ -58,9 +58,9 @@ class Dataset:
 
 
 async def ensure(admin_url: str, days: int, vehicles: int, meters: int, seed: int,
-                 console: Console) -> Dataset:
+                 console: Console, prefix: str = "kwbench") -> Dataset:
     """The cached data set for these parameters, backfilled by the simulator when missing."""
-    name = f"kwbench_{days}d_{vehicles}v_{meters}m_s{seed}_m{migrate.latest_version()}"
+    name = f"{prefix}_{days}d_{vehicles}v_{meters}m_s{seed}_m{migrate.latest_version()}"
     url = with_database(admin_url, name)
     cached = await _load(url, days)
     if cached:

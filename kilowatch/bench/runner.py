@@ -30,6 +30,7 @@ class Options:
     meters: int = 800
     seed: int = 1
     only: frozenset[str] | None = None  # figure names or prefixes; None: all
+    prefix: str = "kwbench"      # of the databases the bench creates (and caches)
 
     def wants(self, name: str) -> bool:
         return self.only is None or any(name == o or name.startswith(o + ".") for o in self.only)
@@ -143,8 +144,9 @@ class Bench:
 
     def _ingest(self) -> None:
         opts = self.options
-        self.console.print("[bold]ingest[/] (fresh database kwbench_ingest)")
-        url = asyncio.run(datasets.recreate(self.admin_url, "kwbench_ingest"))
+        name = f"{opts.prefix}_ingest"
+        self.console.print(f"[bold]ingest[/] (fresh database {name})")
+        url = asyncio.run(datasets.recreate(self.admin_url, name))
         singles = dict(workload="single", connections=opts.connections)
         for name, writer in (("http.no_db", "none"), ("ingest.per_event_txn", "per_event"),
                              ("ingest.group_commit", "group")):
@@ -178,7 +180,8 @@ class Bench:
     def _analytics(self) -> None:
         opts = self.options
         sets = {days: asyncio.run(datasets.ensure(self.admin_url, days, opts.vehicles,
-                                                  opts.meters, opts.seed, self.console))
+                                                  opts.meters, opts.seed, self.console,
+                                                  opts.prefix))
                 for days in (1, 7) if days == 1 or opts.wants("analytics.vehicle.7d")}
         for days, data in sets.items():
             start, end = data.window(24)
