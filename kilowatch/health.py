@@ -8,7 +8,7 @@ import asyncpg
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from kilowatch.db import migrate
+from kilowatch.db import migrate, pool as db_pool
 
 
 @get("/healthz", tags=["operations"], summary="The process is up")
@@ -20,9 +20,12 @@ async def healthz() -> dict[str, str]:
 async def readyz(pool: NamedDependency[asyncpg.Pool]) -> Response[dict[str, Any]]:
     try:
         async with asyncio.timeout(2):
-            async with pool.acquire() as conn:
+            # borrowed(): a probe that timed out on a dead link drops its connection instead of
+            # holding it while asyncpg cancels and resets over that link; repeated probes would
+            # otherwise drain the pool the routes need when the database comes back.
+            async with db_pool.borrowed(pool, timeout=2) as conn:
                 current = await migrate.is_current(conn)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except (*db_pool.LINK_ERRORS, asyncpg.PostgresError) as exc:
         return Response({"detail": f"database unavailable: {type(exc).__name__}"},
                         status_code=503, headers={"Retry-After": "1"})
     if not current:
