@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from kilowatch.db import pool
 from kilowatch.errors import DatabaseUnavailable
 from kilowatch.ingest.batcher import Batcher
 from kilowatch.ingest.schemas import Row
@@ -13,7 +14,7 @@ from kilowatch.ingest.writer import write_batch
 from kilowatch.settings import Settings
 
 # Errors that mean "the database is not there (now)": answered with 503, retried by clients.
-DB_DOWN = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+DB_DOWN = (*pool.LINK_ERRORS, asyncpg.PostgresError)
 
 
 class Ingestor:
@@ -36,11 +37,20 @@ class Ingestor:
         await self.batcher.close()
 
     async def _write(self, rows: Sequence[Row]) -> list[bool]:
+        # Connecting is bounded more tightly (connect_timeout_s) by the pool itself, so a database
+        # that refuses or drops us fails fast. The deadline covers the statement, not the hand-back
+        # after it: once committed, the batch is acknowledged even if the reset stalls.
         timeout = self._settings.flush_timeout_s
         try:
-            async with self._pool.acquire(timeout=timeout) as conn:
+            async with pool.borrowed(self._pool, timeout=timeout) as conn:
                 async with asyncio.timeout(timeout):
                     return await write_batch(conn, rows)
+        except TimeoutError as exc:
+            # No answer in time: the pool's idle connections to the same server are suspect too.
+            # Replaced, the next flushes learn in connect_timeout_s whether it is back, instead of
+            # each waiting out flush_timeout_s on another dead link.
+            await self._pool.expire_connections()
+            raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
         except DB_DOWN as exc:
             raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
 
