@@ -1,0 +1,174 @@
+"""The database stops and comes back under ingest load: 503s, no 500, every acknowledged event stored.
+
+The app runs under uvicorn in its own process, reaching PostgreSQL through tests/dbproxy.py, which
+plays the stopped server. Many keep-alive clients post in a loop and record what was acknowledged.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+
+from kilowatch.bench import server
+from tests.dbproxy import DatabaseProxy
+
+CLIENTS = 24
+HANG_S = 5.0  # "within about a second", with room for a busy 2-core machine: a hang guard only
+OUTAGE_S = 3.0
+DEADLINE_S = 60.0  # for waiting on the load to reach a phase; never reached when things work
+Key = tuple[str, str, datetime]
+
+
+@dataclass
+class Answer:
+    keys: list[Key]
+    sent: float
+    done: float
+    status: int  # 0: no answer within DEADLINE_S
+    retry_after: str | None
+
+
+class Http:
+    """One keep-alive HTTP/1.1 connection, speaking just enough for small JSON requests."""
+
+    def __init__(self, address: str) -> None:
+        self.host, port = address.rsplit(":", 1)
+        self.port = int(port)
+        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
+        if self.streams is None:
+            self.streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self.streams
+        writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json"
+                     f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        headers = dict(line.lower().split(": ", 1) for line in head[1:] if line)
+        await reader.readexactly(int(headers.get("content-length", "0")))
+        return int(head[0].split()[1]), headers
+
+    def close(self) -> None:
+        if self.streams is not None:
+            self.streams[1].close()
+
+
+class Load:
+    """CLIENTS concurrent clients, each posting a meter and a vehicle event per request."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.answers: list[Answer] = []
+        self.base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        self.stopping = False
+
+    def body(self, client: int, n: int) -> tuple[bytes, list[Key]]:
+        at = self.base + timedelta(milliseconds=n)
+        stamp = at.isoformat().replace("+00:00", "Z")
+        meter, vehicle = f"down-m{client}", f"down-v{client}"
+        events = [{"meterId": meter, "kwhConsumedAc": 1.0, "voltage": 230.0, "timestamp": stamp},
+                  {"vehicleId": vehicle, "soc": 50, "kwhDeliveredDc": 0.9, "batteryTemp": 25.0,
+                   "timestamp": stamp}]
+        return json.dumps(events).encode(), [("meter", meter, at), ("vehicle", vehicle, at)]
+
+    async def client(self, index: int) -> None:
+        http = Http(self.address)
+        try:
+            for n in range(1_000_000):
+                if self.stopping:
+                    return
+                body, keys = self.body(index, n)
+                sent = time.monotonic()
+                try:
+                    async with asyncio.timeout(DEADLINE_S):
+                        status, headers = await http.request("POST", "/v1/ingest", body)
+                except TimeoutError:
+                    status, headers = 0, {}
+                self.answers.append(Answer(keys, sent, time.monotonic(), status,
+                                           headers.get("retry-after")))
+        finally:
+            http.close()
+
+    async def wait_for(self, condition: Callable[[list[Answer]], bool]) -> None:
+        async with asyncio.timeout(DEADLINE_S):
+            while not condition(self.answers):
+                await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str) -> AsyncIterator[str]:
+    """The app under uvicorn. Started from a thread: its readiness wait blocks, and the proxy
+    it needs to become ready runs on this event loop."""
+    running = server.running(database_url, workers=1)
+    address = await asyncio.to_thread(running.__enter__)
+    try:
+        yield address
+    finally:
+        await asyncio.to_thread(running.__exit__, None, None, None)
+
+
+async def stored_keys(conn: asyncpg.Connection) -> set[Key]:
+    meters = await conn.fetch("SELECT meter_id, recorded_at FROM meter_readings")
+    vehicles = await conn.fetch("SELECT vehicle_id, recorded_at FROM vehicle_readings")
+    return ({("meter", r[0], r[1]) for r in meters} | {("vehicle", r[0], r[1]) for r in vehicles})
+
+
+def acknowledged(answer: Answer) -> bool:
+    return 200 <= answer.status < 300
+
+
+# stopped: links cut, connections refused (a stopped or restarting server); hung: nothing answers
+# (a frozen server, a lost network), caught only by the flush timeout and the connect timeout.
+@pytest.mark.parametrize("outage", ["stopped", "hung"])
+async def test_database_outage_under_load_answers_503_then_recovers_keeping_every_ack(
+    db_url: str, conn: asyncpg.Connection, outage: str
+) -> None:
+    async with DatabaseProxy(db_url) as proxy, serving(proxy.url) as address:
+        load = Load(address)
+        clients = asyncio.gather(*(load.client(i) for i in range(CLIENTS)))
+        probe = Http(address)
+        try:
+            await load.wait_for(lambda answers: sum(map(acknowledged, answers)) >= CLIENTS)
+
+            if outage == "stopped":
+                proxy.stop()
+            else:
+                proxy.stall()
+            down_at = time.monotonic()
+            await asyncio.sleep(OUTAGE_S)  # how long the database stays down, not a timing assert
+            await load.wait_for(lambda answers: sum(a.sent > down_at for a in answers) >= 2 * CLIENTS)
+            ready_while_down = await probe.request("GET", "/readyz")
+
+            proxy.start()
+            up_at = time.monotonic()
+            await load.wait_for(lambda answers: sum(
+                acknowledged(a) for a in answers if a.sent > up_at) >= 2 * CLIENTS)
+            ready_after = await probe.request("GET", "/readyz")
+        finally:
+            load.stopping = True
+            await clients
+            probe.close()
+
+    answers = load.answers
+    assert {a.status for a in answers} <= {201, 503}, sorted({a.status for a in answers})
+    assert all(a.retry_after and a.retry_after.isdigit() for a in answers if a.status == 503)
+    slowest = max(a.done - a.sent for a in answers)
+    assert slowest < HANG_S, f"a request took {slowest:.1f} s"
+
+    while_down = [a.status for a in answers if down_at < a.sent and a.done < up_at]
+    assert while_down and set(while_down) == {503}
+    assert ready_while_down[0] == 503 and ready_while_down[1]["retry-after"] == "1"
+
+    first_ack = min(a.done for a in answers if a.sent > up_at and acknowledged(a))
+    assert all(acknowledged(a) for a in answers if a.sent > first_ack), "503s after recovery"
+    assert ready_after[0] == 200
+
+    acked = {key for a in answers if acknowledged(a) for key in a.keys}
+    missing = acked - await stored_keys(conn)
+    assert not missing, f"{len(missing)} acknowledged events are not stored, e.g. {min(missing)}"
