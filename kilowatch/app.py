@@ -14,7 +14,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 
-from kilowatch import errors, health
+from kilowatch import errors, health, metrics
 from kilowatch.analytics import routes as analytics_routes
 from kilowatch.assignments import routes as assignment_routes
 from kilowatch.db import partitions, pool
@@ -36,11 +36,16 @@ def _ingestor(state: State) -> Ingestor:
     return state.ingestor  # type: ignore[no-any-return]
 
 
+def _metrics(state: State) -> metrics.Metrics:
+    return state.metrics  # type: ignore[no-any-return]
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = await pool.create(settings)
     app.state.ingestor = Ingestor(app.state.pool, settings)
+    app.state.ingestor.batcher.observer = app.state.metrics
     app.state.ingestor.start()
     maintenance = asyncio.create_task(partitions.run_forever(app.state.pool, settings))
     try:
@@ -58,18 +63,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
                         '"logger":"%(name)s","msg":"%(message)s"}')
-    handlers: list[Any] = [health.healthz, health.readyz, ingest_routes.ingest, *status_routes.handlers,
+    handlers: list[Any] = [health.healthz, health.readyz, metrics.scrape, ingest_routes.ingest,
+                           *status_routes.handlers,
                            assignment_routes.create_assignment,
                            assignment_routes.list_assignments,
                            assignment_routes.delete_assignment,
                            analytics_routes.vehicle_performance]
+    app_metrics = metrics.Metrics()
     return Litestar(
         route_handlers=handlers,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "metrics": app_metrics}),
         lifespan=[lifespan],
         dependencies={"pool": Provide(_pool, sync_to_thread=False),
                       "settings": Provide(_settings, sync_to_thread=False),
-                      "ingestor": Provide(_ingestor, sync_to_thread=False)},
+                      "ingestor": Provide(_ingestor, sync_to_thread=False),
+                      "metrics": Provide(_metrics, sync_to_thread=False)},
+        before_send=[app_metrics.count_response],
         exception_handlers=errors.exception_handlers,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

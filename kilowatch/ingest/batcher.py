@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,14 @@ log = logging.getLogger(__name__)
 
 class Sink(Protocol):
     def __call__(self, rows: Sequence[Row]) -> Awaitable[list[bool]]: ...
+
+
+class FlushObserver(Protocol):
+    """Told about queue depth and flushes (kilowatch.metrics); called per request and per flush."""
+
+    def queue_depth(self, events: int) -> None: ...
+    def flushed(self, events: int, seconds: float) -> None: ...
+    def flush_failed(self, events: int) -> None: ...
 
 
 @dataclass
@@ -47,8 +56,10 @@ class Batcher:
         concurrency: int = 2,
         linger_s: float = 0.0,
         retry_after: int = 1,
+        observer: FlushObserver | None = None,
     ) -> None:
         self._sink = sink
+        self.observer = observer  # public: the app attaches its metrics before start()
         self._max_events = max_events
         self._max_queued = max_queued
         self._linger_s = linger_s
@@ -83,6 +94,8 @@ class Batcher:
         self._pending.append(item)
         self._queued += len(rows)
         self._pending_rows += len(rows)
+        if self.observer:
+            self.observer.queue_depth(self._queued)
         if self._pending_rows >= self._max_events:
             self._full.set()
         self._wakeup.set()
@@ -120,10 +133,13 @@ class Batcher:
 
     async def _flush(self, batch: list[_Pending]) -> None:
         rows = [row for item in batch for row in item.rows]
+        started = time.perf_counter()
         try:
             results = await self._sink(rows)
         except (Exception, asyncio.CancelledError) as exc:
             self.stats.failures += 1
+            if self.observer:
+                self.observer.flush_failed(len(rows))
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -132,6 +148,8 @@ class Batcher:
         else:
             self.stats.flushes += 1
             self.stats.rows += len(rows)
+            if self.observer:
+                self.observer.flushed(len(rows), time.perf_counter() - started)
             start = 0
             for item in batch:
                 end = start + len(item.rows)
@@ -140,6 +158,8 @@ class Batcher:
                 start = end
         finally:
             self._queued -= len(rows)
+            if self.observer:
+                self.observer.queue_depth(self._queued)
             self._slots.release()
 
     async def close(self, timeout: float = 10.0) -> None:
