@@ -8,13 +8,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
-from kilowatch import errors, health, metrics
+from kilowatch import auth, errors, health, metrics
 from kilowatch.analytics import routes as analytics_routes
 from kilowatch.assignments import routes as assignment_routes
 from kilowatch.db import partitions, pool
@@ -40,6 +41,13 @@ def _metrics(state: State) -> metrics.Metrics:
     return state.metrics  # type: ignore[no-any-return]
 
 
+def _guarded(keys: auth.ApiKeys, role: auth.Role, handlers: list[Any]) -> list[Any]:
+    if not keys.enabled:
+        return handlers  # an open API runs no check at all
+    return [Router("/", route_handlers=handlers, middleware=[auth.middleware(keys, role)],
+                   security=auth.security())]
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
@@ -63,12 +71,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format='{"ts":"%(asctime)s","level":"%(levelname)s",'
                         '"logger":"%(name)s","msg":"%(message)s"}')
-    handlers: list[Any] = [health.healthz, health.readyz, metrics.scrape, ingest_routes.ingest,
-                           *status_routes.handlers,
-                           assignment_routes.create_assignment,
-                           assignment_routes.list_assignments,
-                           assignment_routes.delete_assignment,
-                           analytics_routes.vehicle_performance]
+    keys = auth.ApiKeys.from_settings(settings)
+    operator_handlers: list[Any] = [*status_routes.handlers,
+                                    assignment_routes.create_assignment,
+                                    assignment_routes.list_assignments,
+                                    assignment_routes.delete_assignment,
+                                    analytics_routes.vehicle_performance]
+    handlers: list[Any] = [health.healthz, health.readyz, metrics.scrape,  # always open
+                           *_guarded(keys, "device", [ingest_routes.ingest]),
+                           *_guarded(keys, "operator", operator_handlers)]
     app_metrics = metrics.Metrics()
     return Litestar(
         route_handlers=handlers,
@@ -84,5 +95,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Kilowatch", version="0.1.0", path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/")],
+            components=auth.openapi_components() if keys.enabled else Components(),
         ),
     )

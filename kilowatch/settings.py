@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     max_window_days: int = Field(default=31, ge=1)
     efficiency_threshold: float = Field(default=0.85, gt=0)
 
-    # Optional API keys (comma-separated); empty -> open API.
+    # Optional API keys (comma-separated); both empty -> open API. Device keys may only ingest.
     device_api_keys: str = ""
     operator_api_keys: str = ""
 
@@ -63,4 +63,15 @@ class Settings(BaseSettings):
                 "retention_days must exceed max_event_age_days, or accepted events would land "
                 "in dropped partitions"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _device_keys_need_operator_keys(self) -> Settings:
+        # Device keys alone would turn auth on with no key able to read: refuse, don't guess.
+        def configured(keys: str) -> bool:
+            return any(key.strip() for key in keys.split(","))
+
+        if configured(self.device_api_keys) and not configured(self.operator_api_keys):
+            raise ValueError("device_api_keys requires operator_api_keys: with device keys only, "
+                             "no key could read status, analytics or assignments")
         return self
