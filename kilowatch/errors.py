@@ -4,9 +4,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from kilowatch.db import pool
 
 log = logging.getLogger(__name__)
 
@@ -121,13 +124,22 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     return Response(_body(exc.detail), status_code=exc.status_code, headers=headers)
 
 
+def handle_database_gone(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A read route lost the database (refused, dropped, timed out): 503, never 500."""
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return handle_kilowatch_error(request, DatabaseUnavailable())
+
+
 def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error", exc_info=exc)
     return Response(_body("Internal server error"), status_code=HTTP_500_INTERNAL_SERVER_ERROR)
 
 
-exception_handlers = {
+exception_handlers: dict[type[Exception], Any] = {
     KilowatchError: handle_kilowatch_error,
     HTTPException: handle_http_exception,
+    # The ingest writer translates these itself; here they reach us from reads.
+    **{error: handle_database_gone for error in (*pool.LINK_ERRORS, asyncpg.CannotConnectNowError,
+                                                 asyncpg.TooManyConnectionsError)},
     Exception: handle_unexpected,
 }

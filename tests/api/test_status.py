@@ -98,3 +98,20 @@ async def test_unknown_device_is_404(client: Any) -> None:
     for path in ("/v1/vehicles/nope/status", "/v1/meters/nope/status"):
         response = await client.get(path)
         assert response.status_code == 404 and "nope" in response.json()["detail"]
+
+
+async def test_reads_answer_503_when_the_database_is_unreachable() -> None:
+    from litestar.testing import AsyncTestClient
+
+    from kilowatch.app import create_app
+    from kilowatch.settings import Settings
+
+    # Nothing listens on port 1: every connection attempt is refused.
+    app = create_app(Settings(database_url="postgresql://postgres@127.0.0.1:1/none"))
+    async with AsyncTestClient(app=app) as client:
+        for path in ("/v1/vehicles/V-1/status", "/v1/meters/status",
+                     "/v1/analytics/performance/V-1", "/v1/assignments?vehicleId=V-1"):
+            response = await client.get(path)
+            assert response.status_code == 503, (path, response.text)
+            assert response.headers["retry-after"] == "1"
+            assert response.json() == {"detail": "The database is unavailable; retry later."}
