@@ -30,6 +30,10 @@ class Ingestor:
             retry_after=settings.retry_after_s,
         )
 
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
     def start(self) -> None:
         self.batcher.start()
 
