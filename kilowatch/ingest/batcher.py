@@ -99,8 +99,9 @@ class Batcher:
         if self._pending_rows >= self._max_events:
             self._full.set()
         self._wakeup.set()
-        # Shielded: a client that disconnects must not cancel the shared flush's future.
-        return await asyncio.shield(item.future)
+        # Each submitter has its own future: if the client goes away and its task is cancelled,
+        # only that future is cancelled; the rows stay in the flush and _flush skips it.
+        return await item.future
 
     async def _run(self) -> None:
         while True:
