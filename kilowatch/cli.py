@@ -155,8 +155,8 @@ def bench(
     warmup: Annotated[float, typer.Option(min=0, help="Unmeasured seconds before each")] = 2.0,
     connections: Annotated[int, typer.Option(min=1, help="Connections for single events, reads")] = 64,
     processes: Annotated[int, typer.Option(min=1, help="Client processes")] = 2,
-    vehicles: Annotated[int, typer.Option(min=1, help="Analytics data sets: vehicles")] = 1000,
-    meters: Annotated[int, typer.Option(min=1, help="Analytics data sets: meters")] = 800,
+    vehicles: Annotated[int, typer.Option(min=1, help="Analytics data sets: vehicles")] = 500,
+    meters: Annotated[int, typer.Option(min=1, help="Analytics data sets: meters")] = 400,
     only: Annotated[str | None, typer.Option(
         help="Comma-separated figures or prefixes (e.g. ingest,http.no_db)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
