@@ -25,7 +25,11 @@ from kilowatch.status import routes as status_routes
 from kilowatch.settings import Settings
 
 
-def _pool(state: State) -> asyncpg.Pool:
+def _pool(state: State, settings: Settings) -> asyncpg.Pool:
+    # `settings` is unused: depending on it puts `pool` in a later dependency batch than
+    # `settings`, so a route taking both resolves them one after the other. Litestar resolves
+    # the dependencies of one batch in an anyio task group, a task each: more CPU than a
+    # status lookup's own work.
     return state.pool  # type: ignore[no-any-return]
 
 
