@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
@@ -25,7 +25,7 @@ from kilowatch.status import routes as status_routes
 from kilowatch.settings import Settings
 
 
-def _pool(state: State, settings: Settings) -> asyncpg.Pool:
+def _pool(state: State, settings: NamedDependency[Settings]) -> asyncpg.Pool:
     # `settings` is unused: depending on it puts `pool` in a later dependency batch than
     # `settings`, so a route taking both resolves them one after the other. Litestar resolves
     # the dependencies of one batch in an anyio task group, a task each: more CPU than a
