@@ -106,6 +106,7 @@ class Ingestor:
         return result
 
     async def _write(self, rows: Sequence[Row]) -> list[bool]:
+        """The per_event baseline's write: one transaction on a pooled connection."""
         # Connecting is bounded more tightly (connect_timeout_s) by the pool itself, so a database
         # that refuses or drops us fails fast. The deadline covers the statement, not the hand-back
         # after it: once committed, the batch is acknowledged even if the reset stalls.
