@@ -56,8 +56,7 @@ def _guarded(keys: auth.ApiKeys, role: auth.Role, handlers: list[Any]) -> list[A
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     app.state.pool = await pool.create(settings)
-    app.state.ingestor = Ingestor(app.state.pool, settings)
-    app.state.ingestor.batcher.observer = app.state.metrics
+    app.state.ingestor = Ingestor(app.state.pool, settings, observer=app.state.metrics)
     app.state.ingestor.start()
     maintenance = asyncio.create_task(partitions.run_forever(app.state.pool, settings))
     try:

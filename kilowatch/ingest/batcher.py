@@ -59,7 +59,7 @@ class Batcher:
         observer: FlushObserver | None = None,
     ) -> None:
         self._sink = sink
-        self.observer = observer  # public: the app attaches its metrics before start()
+        self._observer = observer
         self._max_events = max_events
         self._max_queued = max_queued
         self._linger_s = linger_s
@@ -94,8 +94,8 @@ class Batcher:
         self._pending.append(item)
         self._queued += len(rows)
         self._pending_rows += len(rows)
-        if self.observer:
-            self.observer.queue_depth(self._queued)
+        if self._observer:
+            self._observer.queue_depth(self._queued)
         if self._pending_rows >= self._max_events:
             self._full.set()
         self._wakeup.set()
@@ -139,8 +139,8 @@ class Batcher:
             results = await self._sink(rows)
         except (Exception, asyncio.CancelledError) as exc:
             self.stats.failures += 1
-            if self.observer:
-                self.observer.flush_failed(len(rows))
+            if self._observer:
+                self._observer.flush_failed(len(rows))
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
@@ -149,8 +149,8 @@ class Batcher:
         else:
             self.stats.flushes += 1
             self.stats.rows += len(rows)
-            if self.observer:
-                self.observer.flushed(len(rows), time.perf_counter() - started)
+            if self._observer:
+                self._observer.flushed(len(rows), time.perf_counter() - started)
             start = 0
             for item in batch:
                 end = start + len(item.rows)
@@ -159,8 +159,8 @@ class Batcher:
                 start = end
         finally:
             self._queued -= len(rows)
-            if self.observer:
-                self.observer.queue_depth(self._queued)
+            if self._observer:
+                self._observer.queue_depth(self._queued)
             self._slots.release()
 
     async def close(self, timeout: float = 10.0) -> None:

@@ -9,7 +9,7 @@ import asyncpg
 
 from kilowatch.db import pool
 from kilowatch.errors import DatabaseUnavailable
-from kilowatch.ingest.batcher import Batcher
+from kilowatch.ingest.batcher import Batcher, FlushObserver
 from kilowatch.ingest.schemas import Row
 from kilowatch.ingest.writer import write_batch
 from kilowatch.settings import Settings
@@ -57,7 +57,8 @@ class FlushConnections:
 
 
 class Ingestor:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: asyncpg.Pool, settings: Settings,
+                 observer: FlushObserver | None = None) -> None:
         self._pool = pool
         self._settings = settings
         self._connections = FlushConnections(settings)
@@ -68,6 +69,7 @@ class Ingestor:
             concurrency=settings.flush_concurrency,
             linger_s=settings.flush_linger_ms / 1000,
             retry_after=settings.retry_after_s,
+            observer=observer,
         )
 
     @property
