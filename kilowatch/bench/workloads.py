@@ -85,6 +85,11 @@ class HttpBatches(_Events):
 SqlRequest = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
+def _by_kind(rows: list[MeterRow | VehicleRow]) -> tuple[list[MeterRow], list[VehicleRow]]:
+    return ([r for r in rows if isinstance(r, MeterRow)],
+            [r for r in rows if isinstance(r, VehicleRow)])
+
+
 class SqlDualWrite(HttpBatches):
     """The statement the server's writer sends, straight from the client: no HTTP, no validation."""
 
@@ -97,9 +102,7 @@ class CopyRaw(HttpBatches):
     """The same rows COPYed into the history tables: no dedup, no status."""
 
     def next(self, connection: int, n: int) -> tuple[SqlRequest, int]:  # type: ignore[override]
-        rows = self.batch(connection, self.size, n)
-        meters = [r for r in rows if isinstance(r, MeterRow)]
-        vehicles = [r for r in rows if isinstance(r, VehicleRow)]
+        meters, vehicles = _by_kind(self.batch(connection, self.size, n))
 
         async def copy(conn: asyncpg.Connection) -> None:
             async with conn.transaction():
@@ -117,9 +120,7 @@ class SqlStagedWrite(HttpBatches):
     """The writer's statement fed by COPY into temporary staging tables instead of unnest()."""
 
     def next(self, connection: int, n: int) -> tuple[SqlRequest, int]:  # type: ignore[override]
-        rows = sorted(self.batch(connection, self.size, n))
-        meters = [r for r in rows if isinstance(r, MeterRow)]
-        vehicles = [r for r in rows if isinstance(r, VehicleRow)]
+        meters, vehicles = _by_kind(sorted(self.batch(connection, self.size, n)))
         queries = sqlfile.load("kilowatch.bench")
 
         async def write(conn: asyncpg.Connection) -> None:
