@@ -11,21 +11,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
-from kilowatch.db import embedded, migrate, partitions
+from kilowatch import cli
+from kilowatch.bench.datasets import with_database
+from kilowatch.db import embedded
 from kilowatch.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PG15_URL = os.environ.get("KILOWATCH_TEST_PG15_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def _answers(url: str) -> bool:
@@ -71,12 +68,7 @@ async def template_url(server_url: str) -> AsyncIterator[str]:
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         url = with_database(server_url, name)
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate.migrate(conn)
-            await partitions.maintain(conn, Settings(database_url=url))
-        finally:
-            await conn.close()
+        await cli.prepare(Settings(database_url=url))  # migrations and partitions, as `serve`
         yield url
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:

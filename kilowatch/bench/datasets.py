@@ -14,7 +14,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from rich.console import Console
 
-from kilowatch.db import migrate, partitions
+from kilowatch import cli
+from kilowatch.db import migrate
 from kilowatch.settings import Settings
 from kilowatch.simulate import backfill, progress
 
@@ -36,12 +37,7 @@ async def recreate(admin_url: str, name: str) -> str:
     finally:
         await admin.close()
     url = with_database(admin_url, name)
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate.migrate(conn)
-        await partitions.maintain(conn, Settings(database_url=url))
-    finally:
-        await conn.close()
+    await cli.prepare(Settings(database_url=url))  # what `serve` does to its database
     return url
 
 
