@@ -1,4 +1,5 @@
 """`python -m kilowatch` runs the CLI."""
+
 from kilowatch.cli import main
 
 main()

@@ -1,4 +1,5 @@
 """Optional API keys (SPEC §6): device keys may ingest; operator keys may also read and assign."""
+
 from __future__ import annotations
 
 import hmac
@@ -18,10 +19,16 @@ SCHEME = "apiKey"
 
 def openapi_components() -> Components:
     # A new one per app: Litestar adds the schemas it generates to the components it is given.
-    return Components(security_schemes={SCHEME: SecurityScheme(
-        type="http", scheme="bearer",
-        description="A device key (ingestion) or an operator key (everything else too): "
-                    "KILOWATCH_DEVICE_API_KEYS, KILOWATCH_OPERATOR_API_KEYS.")})
+    return Components(
+        security_schemes={
+            SCHEME: SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="A device key (ingestion) or an operator key (everything else too): "
+                "KILOWATCH_DEVICE_API_KEYS, KILOWATCH_OPERATOR_API_KEYS.",
+            )
+        }
+    )
 
 
 def security() -> list[SecurityRequirement]:

@@ -1,15 +1,13 @@
 """Kilowatch's errors and the one handler that turns every error into SPEC §7's shapes."""
+
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
-import asyncpg
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-
-from kilowatch.db import pool
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +16,7 @@ class KilowatchError(Exception):
     """Something went wrong."""
 
     status_code = 500
-    headers: dict[str, str] = {}
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str | None = None, *, errors: list[dict[str, str]] | None = None):
         self.message = message or (self.__doc__ or "").strip()
@@ -30,6 +28,23 @@ class InvalidInput(KilowatchError):
     """Invalid input."""
 
     status_code = 422
+
+
+class RequestTimeout(KilowatchError):
+    """The request body did not arrive: the client stopped sending it or went away."""
+
+    status_code = 408
+
+
+async def read_body(request: Request[Any, Any, Any]) -> bytes:
+    """The request body, or RequestTimeout when the connection ended before all of it arrived.
+
+    kilowatch.http closes a connection whose body stalls; Litestar reports that as a 500.
+    """
+    try:
+        return await request.body()
+    except InternalServerException:  # "client disconnected prematurely", the only one body() raises
+        raise RequestTimeout() from None
 
 
 class NotFound(KilowatchError):
@@ -103,16 +118,22 @@ def _body(detail: str, errors: list[dict[str, str]] | None = None) -> dict[str, 
 
 
 def handle_kilowatch_error(_: Request[Any, Any, Any], exc: KilowatchError) -> Response[Any]:
-    return Response(_body(exc.message, exc.errors), status_code=exc.status_code, headers=exc.headers)
+    return Response(
+        _body(exc.message, exc.errors), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def validation_errors(extra: Any) -> list[dict[str, str]]:
-    """Litestar's validation `extra` as [{field, message}], naming the field as the client sent it."""
+    """Litestar's validation `extra` as [{field, message}], fields named as sent."""
     errors = []
     for item in extra if isinstance(extra, list) else []:
         if isinstance(item, dict):
-            errors.append({"field": str(item.get("key") or item.get("source") or "body"),
-                           "message": str(item.get("message", "invalid value"))})
+            errors.append(
+                {
+                    "field": str(item.get("key") or item.get("source") or "body"),
+                    "message": str(item.get("message", "invalid value")),
+                }
+            )
     return errors
 
 
@@ -120,14 +141,10 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     if isinstance(exc, ValidationException):
         errors = validation_errors(exc.extra) or [{"field": "body", "message": exc.detail}]
         return Response(_body("Invalid request", errors), status_code=422)
-    headers = dict(exc.headers or {})
+    headers = {name.lower(): value for name, value in (exc.headers or {}).items()}
+    if "allow" in headers:  # a 405: the path's methods, sorted as its OPTIONS answer lists them
+        headers["allow"] = ", ".join(sorted(m.strip() for m in headers["allow"].split(",")))
     return Response(_body(exc.detail), status_code=exc.status_code, headers=headers)
-
-
-def handle_database_gone(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A read route lost the database (refused, dropped, timed out): 503, never 500."""
-    log.warning("database unavailable: %s", type(exc).__name__)
-    return handle_kilowatch_error(request, DatabaseUnavailable())
 
 
 def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -138,8 +155,5 @@ def handle_unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
 exception_handlers: dict[type[Exception], Any] = {
     KilowatchError: handle_kilowatch_error,
     HTTPException: handle_http_exception,
-    # The ingest writer translates these itself; here they reach us from reads.
-    **{error: handle_database_gone for error in (*pool.LINK_ERRORS, asyncpg.CannotConnectNowError,
-                                                 asyncpg.TooManyConnectionsError)},
     Exception: handle_unexpected,
 }

@@ -2,6 +2,7 @@
 
 Each test gets a fresh database cloned from a migrated template, dropped afterwards.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -9,8 +10,8 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -29,12 +30,22 @@ def _answers(url: str) -> bool:
     async def probe() -> bool:
         try:
             conn = await asyncpg.connect(url, timeout=2)
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
         return True
 
     return asyncio.run(probe())
+
+
+@pytest.fixture(autouse=True)
+def _logs_land_in_their_test() -> Iterator[None]:
+    # Log lines are written by a thread (kilowatch.logs): flushed before the test's output
+    # capture ends, so they show with the test that logged them, not between tests.
+    yield
+    from kilowatch import logs
+
+    logs._Writer.flush()
 
 
 @pytest.fixture(scope="session")
@@ -43,13 +54,11 @@ def embedded_url() -> Iterator[str]:
         yield os.environ["DATABASE_URL"]
         return
     # One server per session: concurrent pytest runs must not stop each other's database.
-    with tempfile.TemporaryDirectory(prefix="kilowatch-test-") as tmp:
-        data_dir = Path(tmp)
-        url = embedded.start(data_dir)
-        try:
-            yield url
-        finally:
-            embedded.stop(data_dir)
+    with (
+        tempfile.TemporaryDirectory(prefix="kilowatch-test-") as tmp,
+        embedded.used(Path(tmp)) as url,
+    ):
+        yield url
 
 
 @pytest.fixture(scope="session", params=["pg18", "pg15"])
@@ -133,4 +142,3 @@ def live_server(db_url: str) -> Iterator[str]:
 
     with server.running(db_url, workers=1) as address:
         yield address
-

@@ -4,12 +4,12 @@ Neither the shared PostgreSQL 15 nor the session's embedded server may be stoppe
 so the app is pointed at this proxy instead: `stop()` cuts every link and closes new ones on
 accept, `stall()` lets nothing through either way, `start()` forwards again.
 """
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -48,7 +48,7 @@ class DatabaseProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         return self
 
-    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         self._server.close()
         self.stop()
@@ -73,7 +73,9 @@ class DatabaseProxy:
             self.stop()
         self._down = self._stalled = False
 
-    async def _accept(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+    async def _accept(
+        self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter
+    ) -> None:
         if self._down:
             client_writer.close()
             return
@@ -101,7 +103,9 @@ class DatabaseProxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter | None
+    ) -> None:
         """Copies reader to writer; while stalled, or with no writer, swallows what it reads."""
         try:
             while data := await reader.read(65536):

@@ -1,22 +1,26 @@
 """Assignments: validation, per-vehicle serialised inserts with overlap checks, listing, delete."""
+
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from kilowatch import timestamps
 from kilowatch.db import sqlfile
+from kilowatch.db.gateway import Conn
 from kilowatch.errors import Conflict, InvalidInput, NotFound
 from kilowatch.ingest.schemas import DEVICE_ID_PATTERN
 
 DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 FIELDS = ("vehicleId", "meterId", "from", "to")
+MAX_ID = 2**63 - 1  # ids are bigserial: 1 to the bigint's maximum
+_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 
 def _queries() -> dict[str, str]:
@@ -26,8 +30,9 @@ def _queries() -> dict[str, str]:
 def validate(body: Any) -> tuple[str, str, datetime, datetime | None]:
     """(vehicle_id, meter_id, from, to) from a request body, or InvalidInput naming each field."""
     if not isinstance(body, dict):
-        raise InvalidInput("Invalid assignment",
-                           errors=[{"field": "body", "message": "must be a JSON object"}])
+        raise InvalidInput(
+            "Invalid assignment", errors=[{"field": "body", "message": "must be a JSON object"}]
+        )
     errors = [{"field": str(key), "message": "unknown field"} for key in body if key not in FIELDS]
     ids: dict[str, str] = {}
     for field in ("vehicleId", "meterId"):
@@ -65,8 +70,9 @@ def to_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def create(conn: asyncpg.Connection, vehicle_id: str, meter_id: str,
-                 from_: datetime, to: datetime | None) -> dict[str, Any]:
+async def create(
+    conn: Conn, vehicle_id: str, meter_id: str, from_: datetime, to: datetime | None
+) -> dict[str, Any]:
     """Inserts the assignment unless it clashes with one of the vehicle's (Conflict)."""
     queries = _queries()
     async with conn.transaction():
@@ -78,39 +84,66 @@ async def create(conn: asyncpg.Connection, vehicle_id: str, meter_id: str,
             raise Conflict(
                 f"assignment overlaps assignment(s) {clashes} of vehicle {vehicle_id!r}: closed "
                 "assignments may not overlap, and none may start inside a closed one or at the "
-                "same instant as another")
+                "same instant as another"
+            )
         row = await conn.fetchrow(queries["insert"], vehicle_id, meter_id, from_, to)
     assert row is not None
     return to_json(row)
 
 
 def encode_cursor(row: asyncpg.Record) -> str:
-    raw = json.dumps([row["vehicle_id"], row["valid_from"].isoformat(), row["id"]])
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    raw = msgspec.json.encode([row["vehicle_id"], row["valid_from"].isoformat(), row["id"]])
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def decode_cursor(cursor: str) -> tuple[str, datetime, int]:
+    """(vehicle id, from, id) after which the next page starts, or InvalidInput.
+
+    A cursor is only ever one we issued: each part is checked as if it had been sent on its own
+    (a device id, a timestamp in range, an id the bigint holds) before the database sees it.
+    """
     try:
-        vehicle_id, from_, id_ = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(vehicle_id), datetime.fromisoformat(from_), int(id_)
-    except (ValueError, TypeError, binascii.Error):
-        raise InvalidInput("Invalid cursor",
-                           errors=[{"field": "cursor", "message": "not a cursor from this API"}]
-                           ) from None
+        # A typed decode: nothing nested is built, and a wrong shape fails at its first value.
+        raw = base64.b64decode(cursor, altchars=b"-_", validate=True)
+        vehicle_id, from_, id_ = msgspec.json.decode(raw, type=tuple[str, str, int])
+        if not DEVICE_ID.match(vehicle_id) or not 1 <= id_ <= MAX_ID:
+            raise ValueError("not a cursor of ours")
+        return vehicle_id, timestamps.parse(from_), id_
+    except (ValueError, binascii.Error, msgspec.DecodeError, UnicodeError):
+        raise InvalidInput(
+            "Invalid cursor", errors=[{"field": "cursor", "message": "not a cursor from this API"}]
+        ) from None
 
 
-async def list_(conn: asyncpg.Connection, vehicle_id: str | None, meter_id: str | None,
-                limit: int, cursor: str | None) -> dict[str, Any]:
+def parse_id(text: str) -> int:
+    """An assignment id from a path; InvalidInput naming `id` when no assignment could have it."""
+    if _ID.fullmatch(text) and (value := int(text)) <= MAX_ID:
+        return value
+    raise InvalidInput(
+        "Invalid assignment id",
+        errors=[{"field": "id", "message": f"must be an integer from 1 to {MAX_ID}"}],
+    )
+
+
+async def list_(
+    conn: Conn,
+    vehicle_id: str | None,
+    meter_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict[str, Any]:
     after: tuple[str | None, datetime | None, int | None] = (None, None, None)
     if cursor:
         after = decode_cursor(cursor)
     rows = await conn.fetch(_queries()["list"], vehicle_id, meter_id, *after, limit + 1)
     page = rows[:limit]
     more = len(rows) > limit
-    return {"items": [to_json(r) for r in page],
-            "nextCursor": encode_cursor(page[-1]) if more and page else None}
+    return {
+        "items": [to_json(r) for r in page],
+        "nextCursor": encode_cursor(page[-1]) if more and page else None,
+    }
 
 
-async def delete(conn: asyncpg.Connection, assignment_id: int) -> None:
+async def delete(conn: Conn, assignment_id: int) -> None:
     if await conn.fetchval(_queries()["delete"], assignment_id) is None:
         raise NotFound("assignment", str(assignment_id))

@@ -1,11 +1,15 @@
 """Versioned SQL migrations, each in one transaction under an advisory lock."""
+
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from importlib import resources
 
 import asyncpg
+
+from kilowatch.db.gateway import Conn
 
 # Any constant works; it only has to be the same in every process that migrates.
 _LOCK_KEY = 0x6B696C6F  # "kilo"
@@ -30,6 +34,14 @@ def migrations() -> list[Migration]:
 
 def latest_version() -> int:
     return migrations()[-1].version
+
+
+def fingerprint() -> str:
+    """A short digest of every migration's text: what a database made by them looks like."""
+    digest = hashlib.sha256()
+    for migration in migrations():
+        digest.update(migration.sql.encode())
+    return digest.hexdigest()[:8]
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
@@ -61,7 +73,7 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     return applied
 
 
-async def is_current(conn: asyncpg.Connection) -> bool:
+async def is_current(conn: Conn) -> bool:
     """True when every migration this code knows is applied."""
     if await conn.fetchval("SELECT to_regclass('schema_migrations') IS NULL"):
         return False

@@ -1,4 +1,5 @@
 """Loads named SQL blocks (`-- name: foo` headers) from a capability's queries.sql."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,10 @@ _HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 def parse(text: str) -> dict[str, str]:
     parts = _HEADER.split(text)
     blocks: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2]):
-        sql = "\n".join(line for line in body.strip().splitlines() if not line.lstrip().startswith("--"))
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        sql = "\n".join(
+            line for line in body.strip().splitlines() if not line.lstrip().startswith("--")
+        )
         if name in blocks:
             raise ValueError(f"duplicate query name {name!r}")
         blocks[name] = sql.strip().rstrip(";")

@@ -4,6 +4,7 @@ No SQL or HTTP here: the sink does the writing. Flushes start as soon as a flush
 (natural batching: while one transaction waits for fsync, the next batch accumulates), or when
 `max_events` are pending; `linger_s` optionally waits a little longer for company.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,14 +16,14 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from kilowatch.errors import Overloaded
-from kilowatch.ingest.schemas import Row
+from kilowatch.errors import DatabaseUnavailable, Overloaded
+from kilowatch.ingest.schemas import Outcome, Row
 
 log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    def __call__(self, rows: Sequence[Row]) -> Awaitable[list[bool]]: ...
+    def __call__(self, rows: Sequence[Row]) -> Awaitable[list[Outcome]]: ...
 
 
 class FlushObserver(Protocol):
@@ -36,7 +37,9 @@ class FlushObserver(Protocol):
 @dataclass
 class _Pending:
     rows: Sequence[Row]
-    future: asyncio.Future[list[bool]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    future: asyncio.Future[list[Outcome]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
 
 
 @dataclass
@@ -82,7 +85,7 @@ class Batcher:
     def start(self) -> None:
         self._loop_task = asyncio.create_task(self._run(), name="kilowatch-batcher")
 
-    async def submit(self, rows: Sequence[Row]) -> list[bool]:
+    async def submit(self, rows: Sequence[Row]) -> list[Outcome]:
         """Queues rows; returns, after their COMMIT, which were new. Raises Overloaded when full."""
         if not rows:
             return []
@@ -122,7 +125,9 @@ class Batcher:
     def _take(self) -> list[_Pending]:
         batch: list[_Pending] = []
         size = 0
-        while self._pending and (not batch or size + len(self._pending[0].rows) <= self._max_events):
+        while self._pending and (
+            not batch or size + len(self._pending[0].rows) <= self._max_events
+        ):
             item = self._pending.popleft()
             batch.append(item)
             size += len(item.rows)
@@ -144,6 +149,10 @@ class Batcher:
             for item in batch:
                 if not item.future.done():
                     item.future.set_exception(exc)
+            if isinstance(exc, DatabaseUnavailable):
+                # Rows that queued behind it would only meet the same outage after a deadline
+                # of their own: told now, each request has its 503 within one FLUSH_TIMEOUT_S.
+                self._fail_pending(exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
@@ -162,6 +171,16 @@ class Batcher:
             if self._observer:
                 self._observer.queue_depth(self._queued)
             self._slots.release()
+
+    def _fail_pending(self, exc: BaseException) -> None:
+        failed, self._pending = self._pending, deque()
+        for item in failed:
+            self._queued -= len(item.rows)
+            self._pending_rows -= len(item.rows)
+            if not item.future.done():
+                item.future.set_exception(exc)
+        self._wakeup.clear()
+        self._full.clear()
 
     async def close(self, timeout: float = 10.0) -> None:
         """Stops taking rows, flushes what is queued (up to `timeout`), then stops."""
@@ -182,6 +201,4 @@ class Batcher:
                 self._loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._loop_task
-            for item in self._pending:
-                if not item.future.done():
-                    item.future.set_exception(Overloaded("the service is shutting down"))
+            self._fail_pending(Overloaded("the service is shutting down"))

@@ -1,67 +1,25 @@
 """The ingest writer behind the route: group commit, or a baseline the benchmark compares with."""
+
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import logging
 from collections.abc import Sequence
 
-import asyncpg
-
-from kilowatch.db import pool
-from kilowatch.errors import DatabaseUnavailable
+from kilowatch.db.gateway import Gateway, RowsRefused
 from kilowatch.ingest.batcher import Batcher, FlushObserver
-from kilowatch.ingest.schemas import Row
+from kilowatch.ingest.schemas import Outcome, Refused, Row
 from kilowatch.ingest.writer import write_batch
 from kilowatch.settings import Settings
 
-# Errors that mean "the database is not there (now)": answered with 503, retried by clients.
-DB_DOWN = (*pool.LINK_ERRORS, asyncpg.PostgresError)
-
-
-class FlushConnections:
-    """The group-commit writer's own connections, at most one per flush slot.
-
-    Holding them, rather than borrowing from the pool per flush, saves the acquire/release work
-    (a third of a small flush's client CPU here), and lets them use generic plans: the writer's
-    statement is the same every time, and re-planning it cost more than executing a small batch.
-    A connection whose statement failed on the link, timed out or was cancelled is terminated,
-    never reused: its state is unknown.
-    """
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._idle: list[asyncpg.Connection] = []
-
-    async def take(self) -> asyncpg.Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.is_closed():
-                return conn
-        assert self._settings.database_url
-        return await asyncpg.connect(
-            self._settings.database_url, timeout=self._settings.connect_timeout_s,
-            server_settings={"application_name": "kilowatch-writer",
-                             "plan_cache_mode": "force_generic_plan"})
-
-    def give_back(self, conn: asyncpg.Connection) -> None:
-        self._idle.append(conn)
-
-    def discard_idle(self) -> None:
-        while self._idle:
-            self._idle.pop().terminate()
-
-    async def close(self) -> None:
-        while self._idle:
-            with contextlib.suppress(*pool.LINK_ERRORS):
-                await self._idle.pop().close(timeout=self._settings.connect_timeout_s)
+log = logging.getLogger(__name__)
 
 
 class Ingestor:
-    def __init__(self, pool: asyncpg.Pool, settings: Settings,
-                 observer: FlushObserver | None = None) -> None:
-        self._pool = pool
+    def __init__(
+        self, gateway: Gateway, settings: Settings, observer: FlushObserver | None = None
+    ) -> None:
+        self._gateway = gateway
         self._settings = settings
-        self._connections = FlushConnections(settings)
         self.batcher = Batcher(
             self._flush,
             max_events=settings.flush_max_events,
@@ -81,52 +39,38 @@ class Ingestor:
 
     async def close(self) -> None:
         await self.batcher.close()
-        await self._connections.close()
 
-    async def _flush(self, rows: Sequence[Row]) -> list[bool]:
-        """Group commit's sink: one statement on a flush connection, bounded by flush_timeout_s."""
+    async def _flush(self, rows: Sequence[Row]) -> list[Outcome]:
+        """Group commit's sink: one statement on a writer connection, under FLUSH_TIMEOUT_S.
+
+        When the database refuses the data (a check, a day without a partition), the batch is
+        split and each half written again until the refused rows are alone: the write is
+        idempotent (the failed statement stored nothing) and the first copy of a key still
+        wins, because the halves are written in order. Their flush-mates are stored.
+        """
         try:
-            conn = await self._connections.take()
-        except DB_DOWN as exc:
-            raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
-        try:
-            async with asyncio.timeout(self._settings.flush_timeout_s):
-                result = await write_batch(conn, rows)
-        except (*pool.LINK_ERRORS, asyncio.CancelledError) as exc:
-            conn.terminate()
-            if isinstance(exc, TimeoutError):
-                # No answer in time: the idle connections to the same server are suspect too;
-                # the next flushes learn in connect_timeout_s whether it is back.
-                self._connections.discard_idle()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
-        except asyncpg.PostgresError as exc:
-            self._connections.give_back(conn)  # the statement failed, the session is fine
-            raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
-        self._connections.give_back(conn)
-        return result
+            async with self._gateway.flush() as conn:
+                return list(await write_batch(conn, rows))
+        except RowsRefused as exc:
+            if len(rows) == 1:
+                log.warning(
+                    "row refused by the database",
+                    extra={
+                        "sqlstate": exc.sqlstate,
+                        "cause": exc.message,
+                        "row": _describe(rows[0]),
+                    },
+                )
+                return [Refused(exc.message)]
+        half = len(rows) // 2
+        return [*await self._flush(rows[:half]), *await self._flush(rows[half:])]
 
     async def _write(self, rows: Sequence[Row]) -> list[bool]:
-        """The per_event baseline's write: one transaction on a pooled connection."""
-        # Connecting is bounded more tightly (connect_timeout_s) by the pool itself, so a database
-        # that refuses or drops us fails fast. The deadline covers the statement, not the hand-back
-        # after it: once committed, the batch is acknowledged even if the reset stalls.
-        timeout = self._settings.flush_timeout_s
-        try:
-            async with pool.borrowed(self._pool, timeout=timeout) as conn:
-                async with asyncio.timeout(timeout):
-                    return await write_batch(conn, rows)
-        except TimeoutError as exc:
-            # No answer in time: the pool's idle connections to the same server are suspect too.
-            # Replaced, the next flushes learn in connect_timeout_s whether it is back, instead of
-            # each waiting out flush_timeout_s on another dead link.
-            await self._pool.expire_connections()
-            raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
-        except DB_DOWN as exc:
-            raise DatabaseUnavailable(retry_after=self._settings.retry_after_s) from exc
+        """The per_event baseline's write: one transaction on a pooled writer connection."""
+        async with self._gateway.write() as conn:
+            return await write_batch(conn, rows)
 
-    async def store(self, rows: Sequence[Row]) -> list[bool]:
+    async def store(self, rows: Sequence[Row]) -> list[Outcome]:
         """Durably stores rows; True for each that was new. Raises ServiceUnavailable (503)."""
         mode = self._settings.writer
         if mode == "group":
@@ -134,3 +78,7 @@ class Ingestor:
         if mode == "per_event":
             return [new for row in rows for new in await self._write([row])]
         return [True] * len(rows)
+
+
+def _describe(row: Row) -> str:
+    return f"{type(row).__name__}({row[0]!r}, {row[1].isoformat()})"

@@ -1,12 +1,12 @@
 """Writes a batch of validated rows in one transaction and reports which rows were new."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-import asyncpg
-
 from kilowatch.db import sqlfile
+from kilowatch.db.gateway import Conn
 from kilowatch.ingest.schemas import MeterRow, Row, VehicleRow
 
 Key = tuple[bool, str, datetime]
@@ -17,10 +17,12 @@ def key(row: Row) -> Key:
 
 
 def _columns(rows: list[Row], width: int) -> list[list[object]]:
-    return [list(column) for column in zip(*rows)] if rows else [[] for _ in range(width)]
+    return (
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    )
 
 
-async def write_batch(conn: asyncpg.Connection, rows: Sequence[Row]) -> list[bool]:
+async def write_batch(conn: Conn, rows: Sequence[Row]) -> list[bool]:
     """Stores rows (history + status) atomically; True for each row that was new.
 
     Of several copies of one key in `rows`, only the first can be new: the first copy wins.

@@ -1,4 +1,5 @@
 """Optional API keys over HTTP: device keys ingest, operator keys do everything, the rest is open."""
+
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from kilowatch.app import create_app
+from kilowatch.dashboard import routes as dashboard
 from kilowatch.settings import Settings
 
 DEVICE, OPERATOR = "dev-key-0123456789", "op-key-9876543210"
@@ -22,10 +24,15 @@ OPERATOR_ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any] | None]] = {
     ("GET", "/v1/vehicles/status"): ("/v1/vehicles/status", None),
     ("GET", "/v1/meters/status"): ("/v1/meters/status", None),
     ("GET", "/v1/analytics/performance/{vehicle_id:str}"): ("/v1/analytics/performance/V-1", None),
-    ("POST", "/v1/assignments"): ("/v1/assignments", {
-        "vehicleId": "V-1", "meterId": "M-1", "from": "2026-01-01T00:00:00Z"}),
+    ("GET", "/v1/analytics/fleet"): ("/v1/analytics/fleet", None),
+    ("GET", "/v1/analytics/vehicles"): ("/v1/analytics/vehicles", None),
+    ("GET", "/v1/analytics/meters"): ("/v1/analytics/meters", None),
+    ("POST", "/v1/assignments"): (
+        "/v1/assignments",
+        {"vehicleId": "V-1", "meterId": "M-1", "from": "2026-01-01T00:00:00Z"},
+    ),
     ("GET", "/v1/assignments"): ("/v1/assignments", None),
-    ("DELETE", "/v1/assignments/{assignment_id:int}"): ("/v1/assignments/1", None),
+    ("DELETE", "/v1/assignments/{assignment_id:str}"): ("/v1/assignments/1", None),
 }
 OPEN = ["/healthz", "/readyz", "/metrics", "/docs/openapi.json"]
 
@@ -41,14 +48,20 @@ def event() -> dict[str, Any]:
 
 @pytest.fixture
 async def api(db_url: str) -> AsyncIterator[Any]:
-    settings = Settings(database_url=db_url, device_api_keys=f"other-device, {DEVICE}",
-                        operator_api_keys=OPERATOR)
+    settings = Settings(
+        database_url=db_url, device_api_keys=f"other-device, {DEVICE}", operator_api_keys=OPERATOR
+    )
     async with AsyncTestClient(app=create_app(settings)) as test_client:
         yield test_client
 
 
-async def send(api: Any, method: str, path: str, body: dict[str, Any] | None,
-               headers: dict[str, str] | None = None) -> Any:
+async def send(
+    api: Any,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     return await api.request(method, path, json=body, headers=headers or {})
 
 
@@ -62,11 +75,26 @@ def test_every_route_is_open_on_purpose_or_needs_a_key() -> None:
     # A route added later lands in no key group unless app.py puts it in one: fail here, not in
     # production with an open read route.
     app = create_app(Settings(database_url="postgresql://unused/x", operator_api_keys=OPERATOR))
-    found = {(method, route.path) for route in app.routes for method in route.methods
-             if method not in ("HEAD", "OPTIONS")}
-    protected = found - {("GET", path) for path in OPEN} - {
-        (m, p) for m, p in found if p.startswith("/docs")}
-    assert protected == {("POST", path) for path in INGEST} | set(OPERATOR_ROUTES)
+    found = {
+        (method, route.path)
+        for route in app.routes
+        for method in route.methods
+        if method not in ("HEAD", "OPTIONS")
+    }
+
+    # The dashboard signs operators in itself (tests/api/test_dashboard_auth.py); its sign-in
+    # form and its static files are open on purpose.
+    def routes_of(handlers: Any) -> set[tuple[str, str]]:
+        return {(m, p) for h in handlers for p in h.paths for m in h.http_methods}
+
+    protected = (
+        found
+        - {("GET", path) for path in OPEN}
+        - {(m, p) for m, p in found if p.startswith(("/docs", "/static"))}
+        - routes_of(dashboard.OPEN)
+    )
+    expected = {("POST", path) for path in INGEST} | set(OPERATOR_ROUTES)
+    assert protected == expected | routes_of(dashboard.GUARDED)
 
 
 async def test_ingest_takes_a_device_or_an_operator_key(api: Any, conn: asyncpg.Connection) -> None:
@@ -78,12 +106,20 @@ async def test_ingest_takes_a_device_or_an_operator_key(api: Any, conn: asyncpg.
     assert await conn.fetchval("SELECT count(*) FROM meter_readings") == 1
 
 
-INVALID = [{}, bearer("wrong"), bearer(DEVICE[:-1]), bearer(DEVICE + "x"), bearer(""),
-           {"Authorization": DEVICE}, {"Authorization": f"Basic {DEVICE}"}]
+INVALID = [
+    {},
+    bearer("wrong"),
+    bearer(DEVICE[:-1]),
+    bearer(DEVICE + "x"),
+    bearer(""),
+    {"Authorization": DEVICE},
+    {"Authorization": f"Basic {DEVICE}"},
+]
 
 
 async def test_ingest_without_a_valid_key_is_401_and_stores_nothing(
-        api: Any, conn: asyncpg.Connection) -> None:
+    api: Any, conn: asyncpg.Connection
+) -> None:
     for headers in INVALID:
         for path in INGEST:
             assert_401(await api.post(path, json=event(), headers=headers))
@@ -121,8 +157,10 @@ async def test_openapi_documents_the_bearer_scheme(api: Any) -> None:
 
 async def test_keys_are_never_logged_or_echoed(api: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    responses = [await api.post(INGEST[0], json=event(), headers=bearer("secret-guess-1")),
-                 await api.get("/v1/vehicles/status", headers=bearer(DEVICE))]
+    responses = [
+        await api.post(INGEST[0], json=event(), headers=bearer("secret-guess-1")),
+        await api.get("/v1/vehicles/status", headers=bearer(DEVICE)),
+    ]
     for response in responses:
         assert "secret-guess-1" not in response.text and DEVICE not in response.text
     assert "secret-guess-1" not in caplog.text and DEVICE not in caplog.text

@@ -1,4 +1,5 @@
 """Health routes, OpenAPI docs and the error shape, through the ASGI app."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """/metrics: what one app counts, and the sum over worker processes (multiprocess mode)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,12 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,8 +25,11 @@ TIMEOUT_S = 90  # hang guard only; nothing asserts a duration
 
 
 def parse(text: str) -> Samples:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def events(samples: Samples, kind: str, result: str) -> float:
@@ -33,8 +38,10 @@ def events(samples: Samples, kind: str, result: str) -> float:
 
 def meters(n: int, prefix: str = "M") -> list[dict[str, Any]]:
     ts = (datetime.now(UTC) - timedelta(minutes=1)).isoformat().replace("+00:00", "Z")
-    return [{"meterId": f"{prefix}{i}", "kwhConsumedAc": 1.0, "voltage": 230.0, "timestamp": ts}
-            for i in range(n)]
+    return [
+        {"meterId": f"{prefix}{i}", "kwhConsumedAc": 1.0, "voltage": 230.0, "timestamp": ts}
+        for i in range(n)
+    ]
 
 
 def skip_pg15(request: pytest.FixtureRequest) -> None:
@@ -65,8 +72,11 @@ async def test_metrics_count_events_rejects_statuses_and_flushes(client: Any) ->
     for status, n in (("201", 1), ("200", 1), ("415", 1)):
         assert samples[("kilowatch_http_requests_total", (("status", status),))] == n
     assert samples[("kilowatch_flush_batch_events_sum", ())] == 4
-    assert samples[("kilowatch_flush_seconds_count", ())] == samples[
-        ("kilowatch_flush_batch_events_count", ())] >= 1
+    assert (
+        samples[("kilowatch_flush_seconds_count", ())]
+        == samples[("kilowatch_flush_batch_events_count", ())]
+        >= 1
+    )
     assert samples[("kilowatch_flush_failures_total", ())] == 0
     assert samples[("kilowatch_ingest_queued_events", ())] == 0
 
@@ -81,8 +91,8 @@ def scrape(address: str) -> Samples:
 
 
 def test_two_processes_sharing_a_directory_report_the_sum(
-        db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        request: pytest.FixtureRequest) -> None:
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     skip_pg15(request)
     # Two single-worker servers stand for two workers: deterministic about who counted what.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
@@ -108,8 +118,12 @@ def serve(db_url: str, tmp: Path, workers: int) -> Iterator[tuple[str, subproces
     env = {**os.environ, "KILOWATCH_DATABASE_URL": db_url, "TMPDIR": str(tmp)}
     env.pop("DATABASE_URL", None)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    proc = subprocess.Popen([*kilowatch(), "serve", "--port", str(port), "--workers", str(workers)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*kilowatch(), "serve", "--port", str(port), "--workers", str(workers)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while True:
@@ -131,7 +145,8 @@ def serve(db_url: str, tmp: Path, workers: int) -> Iterator[tuple[str, subproces
 
 
 def test_serve_with_workers_sums_them_in_a_directory_it_removes(
-        db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    db_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     skip_pg15(request)
     with serve(db_url, tmp_path, workers=2) as (address, _):
         [directory] = tmp_path.glob("kilowatch-metrics-*")
@@ -147,9 +162,64 @@ def test_serve_with_workers_sums_them_in_a_directory_it_removes(
 
 
 def test_serve_with_one_worker_keeps_metrics_in_memory(
-        db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    db_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     skip_pg15(request)
     with serve(db_url, tmp_path, workers=1) as (address, _):
         assert list(tmp_path.glob("kilowatch-metrics-*")) == []
         assert httpx.post(f"http://{address}/v1/ingest", json=meters(2)).status_code == 201
         assert events(scrape(address), "meter", "accepted") == 2
+
+
+def queued(samples: Samples) -> float:
+    return samples[("kilowatch_ingest_queued_events", ())]
+
+
+def live_gauge_pids(directory: Path) -> set[int]:
+    return {int(p.stem.rsplit("_", 1)[1]) for p in directory.glob("gauge_live*.db")}
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for: {what}"
+        time.sleep(0.1)
+
+
+def test_a_dead_workers_queue_depth_leaves_the_sum(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    skip_pg15(request)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    # A worker that died with 7 events queued, never reaching its shutdown.
+    script = (
+        "from kilowatch import metrics; metrics.Metrics().queue_depth(7); import os; os._exit(0)"
+    )
+    dead = subprocess.run([sys.executable, "-c", script], check=True)
+    assert dead.returncode == 0 and live_gauge_pids(tmp_path)
+    started = server.Server(db_url, workers=2)
+    try:
+        started.wait_ready()
+        workers = {
+            p.pid
+            for p in psutil.Process(started.pid).children()
+            if "spawn" in " ".join(p.cmdline())
+        }
+        assert len(workers) == 2
+        # The workers' start-up removed the dead one's live gauges; its counters stay counted.
+        wait_until(lambda: live_gauge_pids(tmp_path) == workers, "both workers started")
+        for _ in range(4):
+            assert queued(scrape(started.address)) == 0
+
+        # A worker killed now is replaced by uvicorn; its replacement forgets it.
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: victim not in (pids := live_gauge_pids(tmp_path)) and len(pids) == 2,
+            "the killed worker's gauges removed by its replacement",
+        )
+    finally:
+        started.stop()
+    # Each worker's own shutdown removed its live gauges.
+    assert live_gauge_pids(tmp_path) == set()
+    assert list(tmp_path.glob("counter_*.db")), "counters stay: they are cumulative"

@@ -1,4 +1,5 @@
 """Live status: single lookups and filtered, cursor-paged listings (SPEC §4)."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,14 @@ async def ingest(client: Any, events: list[dict[str, Any]]) -> None:
 
 
 def vehicle(vid: str, minutes_ago: float, dc: float = 1.0, **extra: Any) -> dict[str, Any]:
-    return {"vehicleId": vid, "soc": 60, "kwhDeliveredDc": dc, "batteryTemp": 25, "timestamp": ts(minutes_ago), **extra}
+    return {
+        "vehicleId": vid,
+        "soc": 60,
+        "kwhDeliveredDc": dc,
+        "batteryTemp": 25,
+        "timestamp": ts(minutes_ago),
+        **extra,
+    }
 
 
 def meter(mid: str, minutes_ago: float, ac: float = 1.0) -> dict[str, Any]:
@@ -37,17 +45,33 @@ def meter(mid: str, minutes_ago: float, ac: float = 1.0) -> dict[str, Any]:
 async def test_vehicle_status_has_every_field(client: Any) -> None:
     await ingest(client, [vehicle("V-1", 1, meterId="M-1")])
     body = (await client.get("/v1/vehicles/V-1/status")).json()
-    assert body == {"vehicleId": "V-1", "soc": 60, "kwhDeliveredDc": 1.0, "batteryTemp": 25, "meterId": "M-1",
-                    "recordedAt": ts(1), "charging": True, "stale": False}
+    assert body == {
+        "vehicleId": "V-1",
+        "soc": 60,
+        "kwhDeliveredDc": 1.0,
+        "batteryTemp": 25,
+        "meterId": "M-1",
+        "recordedAt": ts(1),
+        "charging": True,
+        "stale": False,
+    }
 
 
-async def test_vehicle_meter_comes_from_assignment_when_heartbeat_has_none(client: Any, conn: asyncpg.Connection) -> None:
+async def test_vehicle_meter_comes_from_assignment_when_heartbeat_has_none(
+    client: Any, conn: asyncpg.Connection
+) -> None:
     await ingest(client, [vehicle("V-1", 1), vehicle("V-2", 1)])
-    await conn.execute("INSERT INTO assignments (vehicle_id, meter_id, valid_from) VALUES ('V-1', 'M-A', now() - interval '1 hour')")
-    await conn.execute("INSERT INTO assignments (vehicle_id, meter_id, valid_from, valid_to)"
-                       " VALUES ('V-2', 'M-B', now() - interval '1 hour', now() - interval '30 minutes')")
+    await conn.execute(
+        "INSERT INTO assignments (vehicle_id, meter_id, valid_from) VALUES ('V-1', 'M-A', now() - interval '1 hour')"
+    )
+    await conn.execute(
+        "INSERT INTO assignments (vehicle_id, meter_id, valid_from, valid_to)"
+        " VALUES ('V-2', 'M-B', now() - interval '1 hour', now() - interval '30 minutes')"
+    )
     assert (await client.get("/v1/vehicles/V-1/status")).json()["meterId"] == "M-A"
-    assert (await client.get("/v1/vehicles/V-2/status")).json()["meterId"] is None  # assignment ended
+    assert (await client.get("/v1/vehicles/V-2/status")).json()[
+        "meterId"
+    ] is None  # assignment ended
     listing = (await client.get("/v1/vehicles/status", params={"meterId": "M-A"})).json()
     assert [v["vehicleId"] for v in listing["items"]] == ["V-1"]
 
@@ -62,11 +86,22 @@ async def test_stale_devices_are_neither_charging_nor_active(client: Any) -> Non
 
 
 async def test_listing_filters(client: Any) -> None:
-    await ingest(client, [vehicle("V-a", 1), vehicle("V-b", 1, dc=0), vehicle("V-c", 10),
-                          meter("M-a", 1), meter("M-b", 10)])
+    await ingest(
+        client,
+        [
+            vehicle("V-a", 1),
+            vehicle("V-b", 1, dc=0),
+            vehicle("V-c", 10),
+            meter("M-a", 1),
+            meter("M-b", 10),
+        ],
+    )
     ids = lambda r: [i.get("vehicleId") or i.get("meterId") for i in r.json()["items"]]  # noqa: E731
     assert ids(await client.get("/v1/vehicles/status", params={"charging": "true"})) == ["V-a"]
-    assert ids(await client.get("/v1/vehicles/status", params={"charging": "false"})) == ["V-b", "V-c"]
+    assert ids(await client.get("/v1/vehicles/status", params={"charging": "false"})) == [
+        "V-b",
+        "V-c",
+    ]
     assert ids(await client.get("/v1/vehicles/status", params={"stale": "true"})) == ["V-c"]
     assert ids(await client.get("/v1/meters/status", params={"active": "true"})) == ["M-a"]
     assert ids(await client.get("/v1/meters/status", params={"stale": "true"})) == ["M-b"]
@@ -88,7 +123,11 @@ async def test_cursor_pages_through_every_device_once_in_id_order(client: Any) -
 
 
 async def test_bad_parameters_are_422_naming_the_field(client: Any) -> None:
-    for params, field in (({"limit": "0"}, "limit"), ({"limit": "1001"}, "limit"), ({"cursor": "%%%"}, "cursor")):
+    for params, field in (
+        ({"limit": "0"}, "limit"),
+        ({"limit": "1001"}, "limit"),
+        ({"cursor": "%%%"}, "cursor"),
+    ):
         response = await client.get("/v1/vehicles/status", params=params)
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == field
@@ -109,8 +148,12 @@ async def test_reads_answer_503_when_the_database_is_unreachable() -> None:
     # Nothing listens on port 1: every connection attempt is refused.
     app = create_app(Settings(database_url="postgresql://postgres@127.0.0.1:1/none"))
     async with AsyncTestClient(app=app) as client:
-        for path in ("/v1/vehicles/V-1/status", "/v1/meters/status",
-                     "/v1/analytics/performance/V-1", "/v1/assignments?vehicleId=V-1"):
+        for path in (
+            "/v1/vehicles/V-1/status",
+            "/v1/meters/status",
+            "/v1/analytics/performance/V-1",
+            "/v1/assignments?vehicleId=V-1",
+        ):
             response = await client.get(path)
             assert response.status_code == 503, (path, response.text)
             assert response.headers["retry-after"] == "1"

@@ -4,22 +4,22 @@ The app runs under uvicorn in its own process, reaching PostgreSQL through tests
 plays the stopped or hung server. Many keep-alive clients post in a loop and record what was
 acknowledged.
 """
+
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
-from kilowatch.bench import server
 from tests.dbproxy import DatabaseProxy
+from tests.servers import Http, serving
 
 CLIENTS = 24
 # A hung database costs a request at most the flush in flight (flush_timeout_s, 2) and its own
@@ -39,30 +39,6 @@ class Answer:
     retry_after: str | None
 
 
-class Http:
-    """One keep-alive HTTP/1.1 connection, speaking just enough for small JSON requests."""
-
-    def __init__(self, address: str) -> None:
-        self.host, port = address.rsplit(":", 1)
-        self.port = int(port)
-        self.streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str]]:
-        if self.streams is None:
-            self.streams = await asyncio.open_connection(self.host, self.port)
-        reader, writer = self.streams
-        writer.write(f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json"
-                     f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        headers = dict(line.lower().split(": ", 1) for line in head[1:] if line)
-        await reader.readexactly(int(headers.get("content-length", "0")))
-        return int(head[0].split()[1]), headers
-
-    def close(self) -> None:
-        if self.streams is not None:
-            self.streams[1].close()
-
-
 class Load:
     """CLIENTS concurrent clients, each posting a meter and a vehicle event per request."""
 
@@ -76,9 +52,16 @@ class Load:
         at = self.base + timedelta(milliseconds=n)
         stamp = at.isoformat().replace("+00:00", "Z")
         meter, vehicle = f"down-m{client}", f"down-v{client}"
-        events = [{"meterId": meter, "kwhConsumedAc": 1.0, "voltage": 230.0, "timestamp": stamp},
-                  {"vehicleId": vehicle, "soc": 50, "kwhDeliveredDc": 0.9, "batteryTemp": 25.0,
-                   "timestamp": stamp}]
+        events = [
+            {"meterId": meter, "kwhConsumedAc": 1.0, "voltage": 230.0, "timestamp": stamp},
+            {
+                "vehicleId": vehicle,
+                "soc": 50,
+                "kwhDeliveredDc": 0.9,
+                "batteryTemp": 25.0,
+                "timestamp": stamp,
+            },
+        ]
         return json.dumps(events).encode(), [("meter", meter, at), ("vehicle", vehicle, at)]
 
     async def client(self, index: int) -> None:
@@ -91,13 +74,12 @@ class Load:
                 sent = time.monotonic()
                 try:
                     async with asyncio.timeout(DEADLINE_S):
-                        status, headers = await http.request("POST", "/v1/ingest", body)
+                        status, headers, _ = await http.request("POST", "/v1/ingest", body)
                 except TimeoutError:
-                    status, headers = 0, {}
-                    http.close()  # a half-read answer: start over on a new connection
-                    http = Http(self.address)
-                self.answers.append(Answer(keys, sent, time.monotonic(), status,
-                                           headers.get("retry-after")))
+                    status, headers = 0, {}  # the client starts over on a new connection
+                self.answers.append(
+                    Answer(keys, sent, time.monotonic(), status, headers.get("retry-after"))
+                )
         finally:
             http.close()
 
@@ -107,22 +89,10 @@ class Load:
                 await asyncio.sleep(0.05)
 
 
-@contextlib.asynccontextmanager
-async def serving(database_url: str) -> AsyncIterator[str]:
-    """The app under uvicorn. Started from a thread: its readiness wait blocks, and the proxy
-    it needs to become ready runs on this event loop."""
-    running = server.running(database_url, workers=1)
-    address = await asyncio.to_thread(running.__enter__)
-    try:
-        yield address
-    finally:
-        await asyncio.to_thread(running.__exit__, None, None, None)
-
-
 async def stored_keys(conn: asyncpg.Connection) -> set[Key]:
     meters = await conn.fetch("SELECT meter_id, recorded_at FROM meter_readings")
     vehicles = await conn.fetch("SELECT vehicle_id, recorded_at FROM vehicle_readings")
-    return ({("meter", r[0], r[1]) for r in meters} | {("vehicle", r[0], r[1]) for r in vehicles})
+    return {("meter", r[0], r[1]) for r in meters} | {("vehicle", r[0], r[1]) for r in vehicles}
 
 
 def acknowledged(answer: Answer) -> bool:
@@ -135,7 +105,8 @@ def acknowledged(answer: Answer) -> bool:
 async def test_database_outage_under_load_answers_503_then_recovers_keeping_every_ack(
     db_url: str, conn: asyncpg.Connection, outage: str
 ) -> None:
-    async with DatabaseProxy(db_url) as proxy, serving(proxy.url) as address:
+    async with DatabaseProxy(db_url) as proxy, serving(proxy.url) as live:
+        address = live.address
         load = Load(address)
         clients = asyncio.gather(*(load.client(i) for i in range(CLIENTS)))
         probe = Http(address)
@@ -148,13 +119,18 @@ async def test_database_outage_under_load_answers_503_then_recovers_keeping_ever
                 proxy.stall()
             down_at = time.monotonic()
             await asyncio.sleep(OUTAGE_S)
-            await load.wait_for(lambda answers: sum(a.sent > down_at for a in answers) >= 2 * CLIENTS)
+            await load.wait_for(
+                lambda answers: sum(a.sent > down_at for a in answers) >= 2 * CLIENTS
+            )
             ready_while_down = await probe.request("GET", "/readyz")
 
             proxy.start()
             up_at = time.monotonic()
-            await load.wait_for(lambda answers: sum(
-                acknowledged(a) for a in answers if a.sent > up_at) >= 2 * CLIENTS)
+            await load.wait_for(
+                lambda answers: (
+                    sum(acknowledged(a) for a in answers if a.sent > up_at) >= 2 * CLIENTS
+                )
+            )
             ready_after = await probe.request("GET", "/readyz")
         finally:
             load.stopping = True

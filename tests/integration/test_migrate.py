@@ -1,4 +1,5 @@
 """Migrations: applied once, idempotent, safe from concurrent processes; is_current."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,14 +40,19 @@ async def test_concurrent_processes_apply_each_version_once(empty_db_url: str) -
     env["DATABASE_URL"] = empty_db_url
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kilowatch", "migrate", env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            sys.executable,
+            "-m",
+            "kilowatch",
+            "migrate",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
         )
         for _ in range(2)
     ]
     async with asyncio.timeout(120):  # hang guard only
         outputs = [await proc.communicate() for proc in procs]
-    for proc, (out, _) in zip(procs, outputs):
+    for proc, (out, _) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, out.decode()
     conn = await asyncpg.connect(empty_db_url)
     try:
@@ -55,7 +61,8 @@ async def test_concurrent_processes_apply_each_version_once(empty_db_url: str) -
         assert len(versions) == len(set(versions))
         # Both processes also created partitions; each day exists once per table.
         parts = await conn.fetchval(
-            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'meter_readings'::regclass")
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'meter_readings'::regclass"
+        )
         assert parts > 0
     finally:
         await conn.close()

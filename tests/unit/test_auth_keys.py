@@ -1,4 +1,5 @@
 """API keys without a server: parsing, roles, the Bearer header and the settings rule."""
+
 from __future__ import annotations
 
 import pydantic
@@ -20,17 +21,20 @@ def test_no_keys_means_an_open_api() -> None:
     assert ApiKeys.from_settings(Settings(operator_api_keys="op")).enabled
 
 
-@pytest.mark.parametrize(("header", "role"), [
-    (b"Bearer dev-2", "device"),
-    (b"Bearer op-1", "operator"),
-    (b"bearer  op-1 ", "operator"),  # the scheme is case-insensitive (RFC 7235)
-    (b"Bearer op-", None),           # a prefix of a key is not the key
-    (b"Bearer op-1x", None),
-    (b"Bearer ", None),
-    (b"Basic op-1", None),
-    (b"op-1", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("header", "role"),
+    [
+        (b"Bearer dev-2", "device"),
+        (b"Bearer op-1", "operator"),
+        (b"bearer  op-1 ", "operator"),  # the scheme is case-insensitive (RFC 7235)
+        (b"Bearer op-", None),  # a prefix of a key is not the key
+        (b"Bearer op-1x", None),
+        (b"Bearer ", None),
+        (b"Basic op-1", None),
+        (b"op-1", None),
+        (None, None),
+    ],
+)
 def test_role_of_an_authorization_header(header: bytes | None, role: str | None) -> None:
     assert KEYS.role(header) == role
 

@@ -1,4 +1,5 @@
 """Group-commit batcher with a recording sink: explicit triggers, no sleeps-then-assert."""
+
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kilowatch.errors import Overloaded
+from kilowatch.errors import DatabaseUnavailable, Overloaded
 from kilowatch.ingest.batcher import Batcher
 from kilowatch.ingest.schemas import MeterRow, Row
 
@@ -97,6 +98,28 @@ async def test_flush_failure_fails_every_waiter_and_requeues_nothing() -> None:
             await task
     assert len(sink.flushes) == 2 and batcher.queued == 0
     assert batcher.stats.failures == 2
+    await batcher.close()
+
+
+async def test_an_unavailable_database_fails_the_rows_queued_behind_the_flush_at_once() -> None:
+    # They would meet the same outage after a deadline of their own: 503 within one deadline.
+    down = DatabaseUnavailable()
+    sink = RecordingSink(fail=down)
+    batcher = Batcher(sink, max_events=100, concurrency=1)
+    batcher.start()
+    a = asyncio.create_task(batcher.submit(rows(2)))
+    await sink.entered.wait()
+    b = asyncio.create_task(batcher.submit(rows(1)))
+    c = asyncio.create_task(batcher.submit(rows(3)))
+    await asyncio.sleep(0)
+    sink.release.set()
+    for task in (a, b, c):
+        with pytest.raises(DatabaseUnavailable):
+            await task
+    assert len(sink.flushes) == 1 and batcher.queued == 0
+    sink.fail = None  # back: the next rows are flushed as usual
+    assert await batcher.submit(rows(1)) == [True]
+    assert len(sink.flushes) == 2
     await batcher.close()
 
 

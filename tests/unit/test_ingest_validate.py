@@ -1,4 +1,5 @@
 """Validation and classification of telemetry events (SPEC §2), no database."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,14 @@ def meter(**extra: Any) -> dict[str, Any]:
 
 
 def vehicle(**extra: Any) -> dict[str, Any]:
-    return {"vehicleId": "V-1", "soc": 55, "kwhDeliveredDc": 1.2, "batteryTemp": 31.5, "timestamp": TS, **extra}
+    return {
+        "vehicleId": "V-1",
+        "soc": 55,
+        "kwhDeliveredDc": 1.2,
+        "batteryTemp": 31.5,
+        "timestamp": TS,
+        **extra,
+    }
 
 
 def check(item: Any) -> MeterRow | VehicleRow | FieldError:
@@ -104,7 +112,9 @@ def test_invalid_field_is_named(item: dict[str, Any], field: str) -> None:
 
 def test_offsets_are_normalised_to_utc() -> None:
     row = check(meter(timestamp="2026-11-23T17:29:00+05:30"))
-    assert isinstance(row, MeterRow) and row.recorded_at == datetime(2026, 11, 23, 11, 59, tzinfo=UTC)
+    assert isinstance(row, MeterRow) and row.recorded_at == datetime(
+        2026, 11, 23, 11, 59, tzinfo=UTC
+    )
     assert row.recorded_at.utcoffset() == timedelta(0)
 
 
@@ -115,29 +125,74 @@ def test_clock_skew_inside_the_limit_is_accepted() -> None:
 def test_seed_examples_pass() -> None:
     examples = [
         {"meterId": "M123", "kwhConsumedAc": 45.2, "voltage": 230.1, "timestamp": TS},
-        {"vehicleId": "V456", "soc": 82.5, "kwhDeliveredDc": 38.1, "batteryTemp": 32.2, "timestamp": TS},
-        {"vehicleId": "EV_002", "soc": 72.5, "kwhDeliveredDc": 4.25, "batteryTemp": 38.6, "timestamp": TS},
+        {
+            "vehicleId": "V456",
+            "soc": 82.5,
+            "kwhDeliveredDc": 38.1,
+            "batteryTemp": 32.2,
+            "timestamp": TS,
+        },
+        {
+            "vehicleId": "EV_002",
+            "soc": 72.5,
+            "kwhDeliveredDc": 4.25,
+            "batteryTemp": 38.6,
+            "timestamp": TS,
+        },
         {"meterId": "METER_001", "kwhConsumedAc": 5.10, "voltage": 231.5, "timestamp": TS},
         {"meterId": "MTR-001", "kwhConsumedAc": 125.5, "voltage": 240.2, "timestamp": TS},
     ]
     assert all(not isinstance(check(e), FieldError) for e in examples)
 
 
+def parse(body: bytes, ndjson: bool = False) -> validate.Parsed:
+    return validate.parse_body(body, ndjson, LIMITS, 10_000, NOW)
+
+
 def test_huge_number_rejects_only_its_event() -> None:
-    items = validate.decode_json(b'[{"meterId":"M","kwhConsumedAc":1e400,"voltage":1,"timestamp":"%s"}, 7]' % TS.encode())
-    parsed = validate.validate_items(items, LIMITS, NOW)
+    parsed = parse(
+        b'[{"meterId":"M","kwhConsumedAc":1e400,"voltage":1,"timestamp":"%s"}, 7]' % TS.encode()
+    )
     assert [r.index for r in parsed.rejected] == [0, 1]
     assert parsed.rejected[0].errors[0].field == "kwhConsumedAc"
 
 
 def test_ndjson_skips_blank_lines_and_marks_bad_lines() -> None:
-    items = validate.split_ndjson(b'{"a":1}\n\n   \nnot json\n{"b":2}\n')
-    assert len(items) == 3
-    assert isinstance(items[1], validate.NotJson)
-    parsed = validate.validate_items(items, LIMITS, NOW)
-    assert [(r.index, r.errors[0].field) for r in parsed.rejected] == [(0, "vehicleId"), (1, "body"), (2, "vehicleId")]
+    parsed = parse(b'{"a":1}\n\n   \nnot json\n{"b":2}\n', ndjson=True)
+    assert parsed.count == 3
+    assert [(r.index, r.errors[0].field) for r in parsed.rejected] == [
+        (0, "vehicleId"),
+        (1, "body"),
+        (2, "vehicleId"),
+    ]
 
 
-def test_unparsable_body_raises_not_json() -> None:
-    with pytest.raises(validate.NotJson):
-        validate.decode_json(b"{nope")
+def test_unparsable_body_is_one_rejection_on_body() -> None:
+    parsed = parse(b"{nope")
+    assert parsed.count == 1 and parsed.rows == []
+    assert parsed.rejected[0].errors[0].field == "body"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "2026-11-23 11:59:00Z",  # a space for T
+        "2026-11-23T11:59:00+0000",  # no colon in the offset
+        "2026-11-23T11:59Z",  # no seconds
+        "2026-11-23T11:59:00.1234567890Z",  # ten fractional digits
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-12:00",  # after year 9999 in UTC
+        "2026-11-23T11:59:00\u0000Z",
+    ],
+)
+def test_timestamps_outside_the_grammar_or_range_are_named(timestamp: str) -> None:
+    assert error_of(vehicle(timestamp=timestamp))[0] == "timestamp"
+    assert error_of({"type": "VEHICLE", "payload": vehicle(timestamp=timestamp)})[0] == (
+        "payload.timestamp"
+    )
+
+
+def test_lower_case_t_and_z_and_nanoseconds_are_accepted() -> None:
+    row = check(vehicle(timestamp="2026-11-23t11:59:00.123456789z"))
+    assert isinstance(row, VehicleRow)
+    assert row.recorded_at == datetime(2026, 11, 23, 11, 59, 0, 123457, tzinfo=UTC)

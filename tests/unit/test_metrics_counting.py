@@ -1,4 +1,5 @@
 """Metrics without a server: label bounds, the kind split, and the batcher's observer calls."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,8 +18,11 @@ T0 = datetime(2026, 11, 23, tzinfo=UTC)
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = metrics.exposition().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def events(metrics: Metrics, kind: str, result: str) -> float:
@@ -36,13 +40,19 @@ def test_rejected_fields_are_bounded_labels() -> None:
 
 def test_count_ingest_splits_kinds_and_results() -> None:
     metrics = Metrics()
-    rows: list[Row] = [MeterRow("M", T0, 1.0, 230.0), VehicleRow("V", T0, 50, 1.0, 30.0, None),
-                       MeterRow("M2", T0, 1.0, 230.0), VehicleRow("V2", T0, 50, 1.0, 30.0, None),
-                       VehicleRow("V3", T0, 50, 1.0, 30.0, None)]
+    rows: list[Row] = [
+        MeterRow("M", T0, 1.0, 230.0),
+        VehicleRow("V", T0, 50, 1.0, 30.0, None),
+        MeterRow("M2", T0, 1.0, 230.0),
+        VehicleRow("V2", T0, 50, 1.0, 30.0, None),
+        VehicleRow("V3", T0, 50, 1.0, 30.0, None),
+    ]
     new = [True, True, False, False, False]
-    rejected = [Rejection(index=5, errors=[FieldError("soc", "too high")]),
-                Rejection(index=6, errors=[FieldError("payload.soc", "too low")]),
-                Rejection(index=7, errors=[FieldError("foo", "unknown field 'foo'")])]
+    rejected = [
+        Rejection(index=5, errors=[FieldError("soc", "too high")]),
+        Rejection(index=6, errors=[FieldError("payload.soc", "too low")]),
+        Rejection(index=7, errors=[FieldError("foo", "unknown field 'foo'")]),
+    ]
     metrics.count_ingest(rows, new, sum(new), rejected)
     assert events(metrics, "meter", "accepted") == 1
     assert events(metrics, "meter", "duplicate") == 1

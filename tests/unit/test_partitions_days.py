@@ -1,4 +1,5 @@
 """The UTC days that need a history partition (SPEC §3: max age back, days ahead forward)."""
+
 from __future__ import annotations
 
 from datetime import date, timedelta
@@ -28,15 +29,20 @@ def test_days_are_consecutive_and_unique() -> None:
 def test_range_crosses_month_and_leap_day() -> None:
     settings = Settings(max_event_age_days=2, partition_days_ahead=2)
     assert partitions.accepted_days(settings, date(2024, 2, 28)) == [
-        date(2024, 2, 25), date(2024, 2, 26), date(2024, 2, 27), date(2024, 2, 28),
-        date(2024, 2, 29), date(2024, 3, 1),
+        date(2024, 2, 25),
+        date(2024, 2, 26),
+        date(2024, 2, 27),
+        date(2024, 2, 28),
+        date(2024, 2, 29),
+        date(2024, 3, 1),
     ]
 
 
 @pytest.mark.parametrize("age, ahead", [(1, 1), (35, 7), (90, 14)])
 def test_range_follows_settings(age: int, ahead: int) -> None:
-    days = partitions.accepted_days(Settings(max_event_age_days=age, partition_days_ahead=ahead),
-                                    TODAY)
+    days = partitions.accepted_days(
+        Settings(max_event_age_days=age, partition_days_ahead=ahead), TODAY
+    )
     assert days[0] == TODAY - timedelta(days=age + 1)
     assert days[-1] == TODAY + timedelta(days=ahead)
 

@@ -1,4 +1,5 @@
 """Settings: defaults, KILOWATCH_* variables, the DATABASE_URL alias and their validation."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,8 +14,14 @@ from kilowatch.settings import Settings
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Settings also reads ./.env: run from an empty directory with no KILOWATCH_* set.
     monkeypatch.chdir(tmp_path)
-    for name in ("DATABASE_URL", "KILOWATCH_DATABASE_URL", "KILOWATCH_RETENTION_DAYS",
-                 "KILOWATCH_MAX_EVENT_AGE_DAYS", "KILOWATCH_DATA_DIR", "KILOWATCH_PORT"):
+    for name in (
+        "DATABASE_URL",
+        "KILOWATCH_DATABASE_URL",
+        "KILOWATCH_RETENTION_DAYS",
+        "KILOWATCH_MAX_EVENT_AGE_DAYS",
+        "KILOWATCH_DATA_DIR",
+        "KILOWATCH_PORT",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -84,8 +91,15 @@ def test_retention_from_environment_is_validated(monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.parametrize(
     "field, value",
-    [("pool_size", 0), ("workers", 0), ("max_batch", 0), ("max_queued_events", 0),
-     ("connect_timeout_s", 0), ("retry_after_s", 0), ("max_body_bytes", 10)],
+    [
+        ("pool_size", 0),
+        ("workers", 0),
+        ("max_batch", 0),
+        ("max_queued_events", 0),
+        ("connect_timeout_s", 0),
+        ("retry_after_s", 0),
+        ("max_body_bytes", 10),
+    ],
 )
 def test_out_of_range_values_are_rejected(field: str, value: int) -> None:
     with pytest.raises(ValidationError, match=field):

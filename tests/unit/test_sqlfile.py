@@ -1,4 +1,5 @@
 """Named SQL blocks: parsing and the shipped kilowatch.db queries."""
+
 from __future__ import annotations
 
 import pytest
@@ -48,6 +49,6 @@ def test_header_needs_its_own_line() -> None:
 
 def test_shipped_queries_load_and_are_cached() -> None:
     queries = sqlfile.load("kilowatch.db")
-    assert {"create_partition", "list_partition_days", "drop_partition"} <= set(queries)
+    assert {"create_partition", "list_partitions", "drop_partition"} <= set(queries)
     assert all(sql and not sql.endswith(";") for sql in queries.values())
     assert sqlfile.load("kilowatch.db") is queries
