@@ -1,4 +1,5 @@
 """Every named query of analytics and assignments prepares against the migrated schema."""
+
 from __future__ import annotations
 
 import asyncpg
