@@ -1,4 +1,5 @@
 """`simulate --backfill`: the simulated window written straight into PostgreSQL with COPY."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +13,14 @@ from typing import Any
 import asyncpg
 
 from kilowatch.db import sqlfile
-from kilowatch.simulate.events import (METER_COLUMNS, VEHICLE_COLUMNS, Assignment, MeterEvent,
-                                       VehicleEvent)
+from kilowatch.simulate.events import (
+    METER_COLUMNS,
+    VEHICLE_COLUMNS,
+    Assignment,
+    MeterEvent,
+    VehicleEvent,
+)
+from kilowatch.simulate.fleet import Scenario
 from kilowatch.simulate.simulation import Simulation, config
 from kilowatch.simulate.truth import Truth
 
@@ -26,9 +33,17 @@ class WindowOccupied(Exception):
     """The window already holds readings of these devices; backfill into a fresh database."""
 
 
-async def backfill(target: str | asyncpg.Connection, vehicles: int, meters: int, hours: int,
-                   seed: int, end: datetime | None = None, *,
-                   report: Callable[[int, int], None] | None = None) -> Truth:
+async def backfill(
+    target: str | asyncpg.Connection,
+    vehicles: int,
+    meters: int,
+    hours: int,
+    seed: int,
+    end: datetime | None = None,
+    *,
+    scenario: Scenario = "roaming",
+    report: Callable[[int, int], None] | None = None,
+) -> Truth:
     """Writes [end − hours, end) of a seeded fleet; returns its ground truth.
 
     `target` is a database URL (two connections, COPY of meters and vehicles in parallel) or an
@@ -37,7 +52,7 @@ async def backfill(target: str | asyncpg.Connection, vehicles: int, meters: int,
     retried heartbeat), one COPY per table per chunk of whole minutes; then status gets the newest
     reading per device and the simulator's assignments are recorded.
     """
-    simulation = Simulation(config(vehicles, meters, hours, seed, end))
+    simulation = Simulation(config(vehicles, meters, hours, seed, end, scenario))
     async with contextlib.AsyncExitStack() as stack:
         if isinstance(target, str):
             conns = tuple([await asyncpg.connect(target) for _ in range(2)])
@@ -86,8 +101,7 @@ class _Chunker:
                     if type(event) is MeterEvent:
                         meter_rows.setdefault((event[0], event[1]), event)
                     else:
-                        vehicle_rows.setdefault((event[0], event[1]),
-                                                event)  # type: ignore[arg-type]
+                        vehicle_rows.setdefault((event[0], event[1]), event)  # type: ignore[arg-type]
         _keep_newest(self.newest_meter, meter_rows.values())
         _keep_newest(self.newest_vehicle, vehicle_rows.values())
         # Primary-key order: each device's rows land on neighbouring index pages.
@@ -101,52 +115,81 @@ def _keep_newest(newest: dict[str, Any], rows: Iterable[MeterEvent | VehicleEven
             newest[event[0]] = event
 
 
-async def _copy_history(conns: tuple[asyncpg.Connection, ...],
-                        simulation: Simulation, report: Callable[[int, int], None] | None) -> int:
+async def _copy_history(
+    conns: tuple[asyncpg.Connection, ...],
+    simulation: Simulation,
+    report: Callable[[int, int], None] | None,
+) -> int:
     chunker = _Chunker(simulation)
     written = done = 0
-    while True:
-        count, meter_rows, vehicle_rows = chunker.next()
-        if not count:
-            break
-        try:
-            # Given a URL, two server processes ingest meters and vehicles side by side.
-            copies = (conns[0].copy_records_to_table("meter_readings", records=meter_rows,
-                                                     columns=METER_COLUMNS),
-                      conns[-1].copy_records_to_table("vehicle_readings", records=vehicle_rows,
-                                                      columns=VEHICLE_COLUMNS))
-            if len(conns) > 1:
-                await asyncio.gather(*copies)
-            else:
-                for copy in copies:
-                    await copy
-        except asyncpg.UniqueViolationError as exc:
-            raise WindowOccupied(str(exc)) from exc
-        written += len(meter_rows) + len(vehicle_rows)
-        done += count
-        if report is not None:
-            report(done, written)
-    await _upsert_status(conns[0], list(chunker.newest_meter.values()),
-                         list(chunker.newest_vehicle.values()))
+    upcoming = asyncio.ensure_future(asyncio.to_thread(chunker.next))
+    try:
+        while True:
+            count, meter_rows, vehicle_rows = await upcoming
+            if not count:
+                break
+            upcoming = asyncio.ensure_future(asyncio.to_thread(chunker.next))
+            await _copy_chunk(conns, meter_rows, vehicle_rows)
+            written += len(meter_rows) + len(vehicle_rows)
+            done += count
+            if report is not None:
+                report(done, written)
+    finally:
+        if not upcoming.done():  # a failed COPY: let the thread finish its chunk, then raise
+            with contextlib.suppress(Exception):
+                await asyncio.shield(upcoming)
+    await _upsert_status(
+        conns[0], list(chunker.newest_meter.values()), list(chunker.newest_vehicle.values())
+    )
     return written
 
 
-async def _upsert_status(conn: asyncpg.Connection, meters: list[MeterEvent],
-                         vehicles: list[VehicleEvent]) -> None:
+async def _copy_chunk(
+    conns: tuple[asyncpg.Connection, ...],
+    meter_rows: list[MeterEvent],
+    vehicle_rows: list[VehicleEvent],
+) -> None:
+    try:
+        # Given a URL, two server processes ingest meters and vehicles side by side.
+        copies = (
+            conns[0].copy_records_to_table(
+                "meter_readings", records=meter_rows, columns=METER_COLUMNS
+            ),
+            conns[-1].copy_records_to_table(
+                "vehicle_readings", records=vehicle_rows, columns=VEHICLE_COLUMNS
+            ),
+        )
+        if len(conns) > 1:
+            await asyncio.gather(*copies)
+        else:
+            for copy in copies:
+                await copy
+    except asyncpg.UniqueViolationError as exc:
+        raise WindowOccupied(str(exc)) from exc
+
+
+async def _upsert_status(
+    conn: asyncpg.Connection, meters: list[MeterEvent], vehicles: list[VehicleEvent]
+) -> None:
     queries = sqlfile.load("kilowatch.simulate")
     async with conn.transaction():
         if meters:
-            await conn.execute(queries["upsert_meter_status"], *map(list, zip(*meters)))
+            await conn.execute(
+                queries["upsert_meter_status"], *map(list, zip(*meters, strict=True))
+            )
         if vehicles:
-            await conn.execute(queries["upsert_vehicle_status"], *map(list, zip(*vehicles)))
+            await conn.execute(
+                queries["upsert_vehicle_status"], *map(list, zip(*vehicles, strict=True))
+            )
 
 
 async def _record_assignments(conn: asyncpg.Connection, assignments: list[Assignment]) -> None:
     if assignments:
         await conn.copy_records_to_table(
-            "assignments", columns=ASSIGNMENT_COLUMNS,
-            records=[(a.vehicle_id, a.meter_id, a.start, a.end) for a in assignments])
-
+            "assignments",
+            columns=ASSIGNMENT_COLUMNS,
+            records=[(a.vehicle_id, a.meter_id, a.start, a.end) for a in assignments],
+        )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
 """Simulated heartbeats and assignments, shaped as COPY rows and as SPEC §1 JSON events."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,7 +29,14 @@ class VehicleEvent(NamedTuple):
 
 Event = MeterEvent | VehicleEvent
 METER_COLUMNS = ("meter_id", "recorded_at", "kwh_consumed_ac", "voltage")
-VEHICLE_COLUMNS = ("vehicle_id", "recorded_at", "soc", "kwh_delivered_dc", "battery_temp", "meter_id")
+VEHICLE_COLUMNS = (
+    "vehicle_id",
+    "recorded_at",
+    "soc",
+    "kwh_delivered_dc",
+    "battery_temp",
+    "meter_id",
+)
 
 
 @dataclass(slots=True)
@@ -48,17 +56,28 @@ def iso(at: datetime) -> str:
 def to_json(event: Event) -> dict[str, Any]:
     """The flat ingest shape of SPEC §1."""
     if isinstance(event, MeterEvent):
-        return {"meterId": event.meter_id, "kwhConsumedAc": event.kwh_ac,
-                "voltage": event.voltage, "timestamp": iso(event.at)}
-    body: dict[str, Any] = {"vehicleId": event.vehicle_id, "soc": event.soc,
-                            "kwhDeliveredDc": event.kwh_dc, "batteryTemp": event.battery_temp,
-                            "timestamp": iso(event.at)}
+        return {
+            "meterId": event.meter_id,
+            "kwhConsumedAc": event.kwh_ac,
+            "voltage": event.voltage,
+            "timestamp": iso(event.at),
+        }
+    body: dict[str, Any] = {
+        "vehicleId": event.vehicle_id,
+        "soc": event.soc,
+        "kwhDeliveredDc": event.kwh_dc,
+        "batteryTemp": event.battery_temp,
+        "timestamp": iso(event.at),
+    }
     if event.meter_id is not None:
         body["meterId"] = event.meter_id
     return body
 
 
 def assignment_json(assignment: Assignment) -> dict[str, Any]:
-    return {"vehicleId": assignment.vehicle_id, "meterId": assignment.meter_id,
-            "from": iso(assignment.start),
-            "to": iso(assignment.end) if assignment.end is not None else None}
+    return {
+        "vehicleId": assignment.vehicle_id,
+        "meterId": assignment.meter_id,
+        "from": iso(assignment.start),
+        "to": iso(assignment.end) if assignment.end is not None else None,
+    }

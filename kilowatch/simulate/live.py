@@ -1,4 +1,5 @@
 """`simulate --live`: the simulated window replayed over HTTP, in time order, faults included."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,7 +38,8 @@ class _Sender:
                 self.stats["requests"] += 1
                 try:
                     response = await self.client.post(
-                        path, content=body, headers={"content-type": "application/json"})
+                        path, content=body, headers={"content-type": "application/json"}
+                    )
                 except httpx.TransportError:
                     self.stats["retries"] += 1
                     await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
@@ -53,10 +55,13 @@ class _Sender:
         raise ReplayFailed(f"POST {path}: no answer after {ATTEMPTS} attempts")
 
     async def ingest(self, events: list[Event], batch_size: int) -> None:
-        batches = [events[i:i + batch_size] for i in range(0, len(events), batch_size)]
-        results = await asyncio.gather(*(
-            self.post("/v1/ingest", [to_json(event) for event in batch], (200, 201))
-            for batch in batches))
+        batches = [events[i : i + batch_size] for i in range(0, len(events), batch_size)]
+        results = await asyncio.gather(
+            *(
+                self.post("/v1/ingest", [to_json(event) for event in batch], (200, 201))
+                for batch in batches
+            )
+        )
         for result in results:
             self.stats["accepted"] += result["accepted"]
             self.stats["duplicates"] += result["duplicates"]
@@ -64,14 +69,22 @@ class _Sender:
         self.stats["sent"] += len(events)
 
     async def assign(self, assignments: list[Assignment]) -> None:
-        await asyncio.gather(*(self.post("/v1/assignments", assignment_json(a), (201,))
-                               for a in assignments))
+        await asyncio.gather(
+            *(self.post("/v1/assignments", assignment_json(a), (201,)) for a in assignments)
+        )
         self.stats["assignments"] += len(assignments)
 
 
-async def replay(base_url: str, fleet: FleetConfig, *, speed: float = 0.0, concurrency: int = 4,
-                 batch_size: int = 1_000, report: Callable[[int, int], None] | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None) -> Truth:
+async def replay(
+    base_url: str,
+    fleet: FleetConfig,
+    *,
+    speed: float = 0.0,
+    concurrency: int = 4,
+    batch_size: int = 1_000,
+    report: Callable[[int, int], None] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Truth:
     """Sends the fleet's window minute by minute; returns the ground truth.
 
     `speed` is simulated minutes per real second (0: as fast as the server answers). Each minute's
@@ -84,26 +97,29 @@ async def replay(base_url: str, fleet: FleetConfig, *, speed: float = 0.0, concu
     delayed: dict[int, list[Event]] = defaultdict(list)
     open_sessions: dict[int, Assignment] = {}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60.0,
-                                 transport=transport) as client:
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=60.0, transport=transport
+    ) as client:
         sender = _Sender(client, concurrency)
         started = time.monotonic()
         for minute in simulation.minutes():
             if speed > 0:
-                await asyncio.sleep(max(0.0, started + minute.index / speed - time.monotonic()))
+                await asyncio.sleep(max(0.0, started + minute.number / speed - time.monotonic()))
             for assignment in minute.opened:
                 open_sessions[id(assignment)] = assignment
-            on_time = sorted((event for delay, event in minute.deliveries if delay == 0),
-                             key=lambda event: event[1])
+            on_time = sorted(
+                (event for delay, event in minute.deliveries if delay == 0),
+                key=lambda event: event[1],
+            )
             for delay, event in minute.deliveries:
                 if delay:
-                    delayed[minute.index + delay].append(event)
-            await sender.ingest(on_time + delayed.pop(minute.index, []), batch_size)
+                    delayed[minute.number + delay].append(event)
+            await sender.ingest(on_time + delayed.pop(minute.number, []), batch_size)
             for assignment in minute.closed:
                 open_sessions.pop(id(assignment), None)
             await sender.assign(minute.closed)
             if report is not None:
-                report(minute.index + 1, sender.stats["sent"])
+                report(minute.number + 1, sender.stats["sent"])
         for index in sorted(delayed):
             await sender.ingest(delayed.pop(index), batch_size)
         await sender.assign(list(open_sessions.values()))

@@ -1,4 +1,5 @@
 """Ground truth: the simulated physics, and SPEC §5's rules applied in Python to the events."""
+
 from __future__ import annotations
 
 import bisect
@@ -49,10 +50,13 @@ class RuleTotals:
     shared: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"totalAcKwh": self.total_ac_kwh, "totalDcKwh": self.total_dc_kwh,
-                "attachedDcKwh": self.attached_dc_kwh,
-                "coverage": _ratio(self.attached_dc_kwh, self.total_dc_kwh),
-                "efficiency": _ratio(self.attached_dc_kwh, self.total_ac_kwh)}
+        return {
+            "totalAcKwh": self.total_ac_kwh,
+            "totalDcKwh": self.total_dc_kwh,
+            "attachedDcKwh": self.attached_dc_kwh,
+            "coverage": _ratio(self.attached_dc_kwh, self.total_dc_kwh),
+            "efficiency": _ratio(self.attached_dc_kwh, self.total_ac_kwh),
+        }
 
 
 class RuleAccumulator:
@@ -95,18 +99,23 @@ class RuleAccumulator:
         vehicle_dc: dict[str, float] = {}
         reported: dict[str, tuple[datetime, str]] = {}
         for event in events:
-            if type(event) is MeterEvent:
+            if isinstance(event, MeterEvent):
                 meter_ac[event[0]] = meter_ac.get(event[0], 0.0) + event[2]
                 continue
-            vehicle_id, at, dc, meter_id = event[0], event[1], event[3], event[5]
+            vehicle_id, at, _, dc, _, meter_id = event
             vehicle_dc[vehicle_id] = vehicle_dc.get(vehicle_id, 0.0) + dc
-            if meter_id is not None and (vehicle_id not in reported or reported[vehicle_id][0] < at):
+            if meter_id is not None and (
+                vehicle_id not in reported or reported[vehicle_id][0] < at
+            ):
                 reported[vehicle_id] = (at, meter_id)
         attached: dict[str, list[str]] = defaultdict(list)
         for vehicle_id, dc in vehicle_dc.items():
             self.totals[vehicle_id].total_dc_kwh += dc
-            meter_id = reported[vehicle_id][1] if vehicle_id in reported else (
-                self.book.meter_at(vehicle_id, minute))
+            meter_id = (
+                reported[vehicle_id][1]
+                if vehicle_id in reported
+                else (self.book.meter_at(vehicle_id, minute))
+            )
             if meter_id is not None:
                 attached[meter_id].append(vehicle_id)
         for meter_id, vehicles in attached.items():
@@ -122,8 +131,9 @@ class RuleAccumulator:
                 totals.shared = totals.shared or len(vehicles) > 1
 
 
-def rule(events: Iterable[Event], assignments: Iterable[Assignment], start: datetime,
-         end: datetime) -> dict[str, RuleTotals]:
+def rule(
+    events: Iterable[Event], assignments: Iterable[Assignment], start: datetime, end: datetime
+) -> dict[str, RuleTotals]:
     """SPEC §5 for every vehicle, from a whole event list in arrival order."""
     accumulator = RuleAccumulator(start, end, AssignmentBook(assignments))
     accumulator.add(events)
@@ -139,14 +149,24 @@ class VehicleTruth:
     shared_charger: bool
     physical_ac_kwh: float
     physical_dc_kwh: float
+    # Not in the file: the standby its meters drew in the minutes it charged (split among the
+    # vehicles charging there), which the rule attributes to it along with its own AC.
+    standby_kwh: float = 0.0
     rule: RuleTotals = field(default_factory=RuleTotals)
 
     def as_json(self) -> dict[str, Any]:
-        return {"vehicleId": self.vehicle_id, "trueEfficiency": self.true_efficiency,
-                "faulty": self.faulty, "sharedCharger": self.shared_charger,
-                "physical": {"acKwh": self.physical_ac_kwh, "dcKwh": self.physical_dc_kwh,
-                             "efficiency": _ratio(self.physical_dc_kwh, self.physical_ac_kwh)},
-                "rule": self.rule.as_json()}
+        return {
+            "vehicleId": self.vehicle_id,
+            "trueEfficiency": self.true_efficiency,
+            "faulty": self.faulty,
+            "sharedCharger": self.shared_charger,
+            "physical": {
+                "acKwh": self.physical_ac_kwh,
+                "dcKwh": self.physical_dc_kwh,
+                "efficiency": _ratio(self.physical_dc_kwh, self.physical_ac_kwh),
+            },
+            "rule": self.rule.as_json(),
+        }
 
 
 @dataclass
@@ -157,8 +177,11 @@ class Truth:
     stats: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"from": iso(self.start), "to": iso(self.end),
-                "vehicles": [vehicle.as_json() for vehicle in self.vehicles]}
+        return {
+            "from": iso(self.start),
+            "to": iso(self.end),
+            "vehicles": [vehicle.as_json() for vehicle in self.vehicles],
+        }
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.as_json(), indent=1) + "\n", encoding="utf-8")
@@ -166,4 +189,3 @@ class Truth:
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator > 0 else None
-
