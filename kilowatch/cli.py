@@ -1,4 +1,5 @@
 """The `kilowatch` command line: serve, migrate, simulate, bench."""
+
 from __future__ import annotations
 
 import asyncio
@@ -11,15 +12,18 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Literal, cast
 
 import typer
 from rich.console import Console
 
-from kilowatch.db import embedded, migrate as migrations, partitions, pool
+from kilowatch import logs
+from kilowatch.db import embedded, gateway, partitions
+from kilowatch.db import migrate as migrations
 from kilowatch.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+HTTP_PROTOCOL = "kilowatch.http:BoundedProtocol"
 console = Console(stderr=True)
 
 
@@ -31,28 +35,36 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def database(settings: Settings) -> Iterator[Settings]:
-    """Yields settings with a database URL; starts and always stops the embedded server if needed."""
+    """Yields settings with a database URL; starts and stops the embedded server if needed."""
     if settings.database_url:
         yield settings
         return
     previous = {sig: signal.signal(sig, _exit_on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        with console.status(f"starting embedded PostgreSQL in {settings.data_dir}"):
-            url = embedded.start(settings.data_dir)
-        os.environ["KILOWATCH_DATABASE_URL"] = url
-        yield settings.model_copy(update={"database_url": url})
+        # Started here unless another command on the same data dir runs it (then shared, and
+        # left running for it); stopped on the way out by whichever user leaves last.
+        with contextlib.ExitStack() as stack:
+            with console.status(f"starting embedded PostgreSQL in {settings.data_dir}"):
+                url = stack.enter_context(embedded.used(settings.data_dir))
+            os.environ["KILOWATCH_DATABASE_URL"] = url
+            yield settings.model_copy(update={"database_url": url})
     finally:
-        embedded.stop(settings.data_dir)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
 async def prepare(settings: Settings) -> list[int]:
-    """Applies migrations and creates the accepted range's partitions."""
-    conn = await pool.connect(settings)
+    """Applies migrations and creates the accepted range's partitions.
+
+    Retention is left to the app's maintenance loop: a drop waits for old reads to finish,
+    which must not hold up a start-up.
+    """
+    conn = await gateway.connect(settings)
     try:
         applied = await migrations.migrate(conn)
-        await partitions.maintain(conn, settings)
+        # Partition steps wait at most this long for a lock, then retry (partitions.maintain).
+        await conn.execute("SET lock_timeout = '1s'")
+        await partitions.maintain(conn, settings, retention=False)
         return applied
     finally:
         await conn.close()
@@ -103,8 +115,19 @@ def serve(
         applied = asyncio.run(prepare(settings))
         console.print(f"[green]database ready[/] (migrations applied now: {applied or 'none'})")
         with _metrics_dir(workers):
-            uvicorn.run("kilowatch.app:create_app", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", access_log=False)
+            uvicorn.run(
+                "kilowatch.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="warning",
+                log_config=logs.config(),  # uvicorn's own lines as JSON too
+                access_log=False,
+                # Header and body timeouts, the request cap and keep-alive, from the settings
+                # (an import string: each worker process imports it).
+                http=HTTP_PROTOCOL,
+            )
 
 
 @app.command()
@@ -126,51 +149,111 @@ def simulate(
     hours: Annotated[int, typer.Option(min=1, help="Simulate [now - hours, now)")] = 24,
     seed: Annotated[int, typer.Option(help="Random seed: same seed and window, same events")] = 1,
     live: Annotated[str | None, typer.Option(help="Replay over HTTP to this base URL")] = None,
-    speed: Annotated[float, typer.Option(
-        min=0, help="--live: simulated minutes per real second (0: as fast as possible)")] = 0.0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=0, help="--live: simulated minutes per real second (0: as fast as possible)"
+        ),
+    ] = 0.0,
     backfill: Annotated[bool, typer.Option(help="COPY straight into PostgreSQL")] = False,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="roaming (vehicles charge where they are) or depot (side by side "
+            "overnight on multi-port meters)"
+        ),
+    ] = "roaming",
     data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
 ) -> None:
     """Simulate a fleet over [now - H h, now): replay it (--live URL) or COPY it (--backfill)."""
-    from kilowatch.simulate import command
+    from kilowatch.simulate import command, fleet
 
     if (live is None) == (not backfill):
         raise typer.BadParameter("give exactly one of --live URL and --backfill")
+    if scenario not in fleet.SCENARIOS:
+        raise typer.BadParameter(f"one of {', '.join(fleet.SCENARIOS)}", param_hint="--scenario")
     settings = _settings(data_dir=data_dir)
     if hours > settings.max_event_age_days * 24:
-        raise typer.BadParameter(f"at most {settings.max_event_age_days * 24} hours "
-                                 "(older events are refused)", param_hint="--hours")
+        raise typer.BadParameter(
+            f"at most {settings.max_event_age_days * 24} hours (older events are refused)",
+            param_hint="--hours",
+        )
     if live is not None:
-        command.run_live(live, vehicles, meters, hours, seed, speed, truth, console)
+        command.run_live(
+            live, vehicles, meters, hours, seed, speed, truth, console, scenario=scenario
+        )
         return
     with database(settings) as settings:
         asyncio.run(prepare(settings))
         assert settings.database_url
-        command.run_backfill(settings.database_url, vehicles, meters, hours, seed, truth, console)
+        command.run_backfill(
+            settings.database_url, vehicles, meters, hours, seed, truth, console, scenario=scenario
+        )
 
 
 @app.command()
 def bench(
-    duration: Annotated[float, typer.Option(min=0.1, help="Measured seconds per figure")] = 10.0,
-    warmup: Annotated[float, typer.Option(min=0, help="Unmeasured seconds before each")] = 2.0,
-    connections: Annotated[int, typer.Option(min=1, help="Connections for single events, reads")] = 64,
-    processes: Annotated[int, typer.Option(min=1, help="Client processes")] = 2,
+    duration: Annotated[
+        float, typer.Option(min=0.1, help="Measured seconds per figure and round")
+    ] = 5.0,
+    warmup: Annotated[float, typer.Option(min=0, help="Unmeasured seconds before each")] = 1.0,
+    rounds: Annotated[
+        int, typer.Option(min=1, help="Rounds; each measures every figure once, interleaved")
+    ] = 3,
+    connections: Annotated[
+        int, typer.Option(min=1, help="Connections for single events, reads")
+    ] = 64,
+    processes: Annotated[int, typer.Option(min=1, help="Client processes (wrk threads)")] = 2,
+    client: Annotated[
+        str,
+        typer.Option(help="Single-event and status figures: auto (wrk if on PATH), wrk, python"),
+    ] = "auto",
     vehicles: Annotated[int, typer.Option(min=1, help="Analytics data sets: vehicles")] = 500,
     meters: Annotated[int, typer.Option(min=1, help="Analytics data sets: meters")] = 400,
-    only: Annotated[str | None, typer.Option(
-        help="Comma-separated figures or prefixes (e.g. ingest,http.no_db)")] = None,
+    fleet_vehicles: Annotated[
+        int, typer.Option(min=1, help="Fleet-wide figures' data set: vehicles")
+    ] = 10_000,
+    fleet_meters: Annotated[
+        int, typer.Option(min=1, help="Fleet-wide figures' data set: meters")
+    ] = 8_000,
+    only: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated figures or prefixes (e.g. ingest,http.no_db)"),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     markdown: Annotated[bool, typer.Option(help="Print the report as Markdown tables")] = False,
-    prefix: Annotated[str, typer.Option(
-        help="Name prefix of the databases it creates and caches")] = "kwbench",
+    prefix: Annotated[
+        str, typer.Option(help="Name prefix of the databases it creates and caches")
+    ] = "kwbench",
     data_dir: Annotated[Path | None, typer.Option(help="Embedded database directory")] = None,
 ) -> None:
-    """Measure SPEC §8's figures side by side: own server (2 workers), separate client processes."""
-    from kilowatch.bench import output, runner
+    """Measure SPEC §8's figures in interleaved rounds: own server (2 workers), separate clients."""
+    from kilowatch.bench import output, runner, wrk
 
-    options = runner.Options(duration_s=duration, warmup_s=warmup, connections=connections,
-                             processes=processes, vehicles=vehicles, meters=meters,
-                             only=frozenset(only.split(",")) if only else None, prefix=prefix)
+    if client not in ("auto", "wrk", "python"):
+        raise typer.BadParameter("auto, wrk or python", param_hint="--client")
+    if client == "wrk" and wrk.find() is None:
+        raise typer.BadParameter(
+            "wrk is not on PATH (Debian: apt-get install wrk)", param_hint="--client"
+        )
+    options = runner.Options(
+        duration_s=duration,
+        warmup_s=warmup,
+        rounds=rounds,
+        connections=connections,
+        processes=processes,
+        client=cast(Literal["auto", "wrk", "python"], client),
+        vehicles=vehicles,
+        meters=meters,
+        fleet_vehicles=fleet_vehicles,
+        fleet_meters=fleet_meters,
+        only=frozenset(only.split(",")) if only else None,
+        prefix=prefix,
+    )
+    try:
+        runner.selected(options)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--only") from exc
     settings = _settings(data_dir=data_dir)
     if not settings.database_url:
         # Its own embedded server: cached data sets live there, and a running `serve` is untouched.
@@ -196,4 +279,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

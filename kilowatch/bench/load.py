@@ -3,6 +3,7 @@
 HTTP is spoken directly (pre-built HTTP/1.1 requests over keep-alive sockets), because a
 general-purpose client would spend more CPU than the server it measures on a 2-core machine.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -20,21 +21,21 @@ from kilowatch.bench import workloads
 class Task:
     """One client process's share of a figure."""
 
-    workload: str                # a name in workloads.WORKLOADS
+    workload: str  # a name in workloads.WORKLOADS
     process: int
     connections: int
-    start_at: float              # time.time() when every process starts sending
+    start_at: float  # time.time() when every process starts sending
     warmup_s: float = 0.0
     duration_s: float | None = None  # measured seconds after the warm-up ...
-    total: int | None = None     # ... or exactly this many requests from this process
-    target: str = ""             # "host:port" for HTTP, a database URL for SQL
+    total: int | None = None  # ... or exactly this many requests from this process
+    target: str = ""  # "host:port" for HTTP, a database URL for SQL
     params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Outcome:
     latencies: list[float] = field(default_factory=list)  # seconds, measured requests only
-    units: int = 0               # events, rows or requests done in the measured interval
+    units: int = 0  # events, rows or requests done in the measured interval
     errors: Counter[str] = field(default_factory=Counter)
     first_send: float = float("inf")  # time.time() of the first and last measured request
     last_done: float = 0.0
@@ -57,6 +58,8 @@ async def _run(task: Task) -> Outcome:
     measure_from = task.start_at + task.warmup_s
     stop_at = measure_from + (task.duration_s or 0.0)
 
+    pace_s = float(task.params.get("pace_s", 0.0))
+
     async def loop(index: int) -> None:
         session = sessions[index]
         n = 0
@@ -76,12 +79,18 @@ async def _run(task: Task) -> Outcome:
             sent = time.time()
             try:
                 ok, error = await session.send(request)
-            except (OSError, asyncio.IncompleteReadError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError) as exc:
+            except (
+                OSError,
+                asyncio.IncompleteReadError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+            ) as exc:
                 ok, error = False, type(exc).__name__
                 await session.close()
                 session = sessions[index] = await _open(task)
             done = time.time()
+            if pace_s:  # a paced workload: one request per pace_s on each connection
+                await asyncio.sleep(max(0.0, sent + pace_s - done))
             if remaining is None and not (measure_from <= sent and done <= stop_at):
                 continue
             outcome.first_send = min(outcome.first_send, sent)
@@ -121,7 +130,7 @@ class HttpSession:
         at = lower.find(b"content-length:")
         if at >= 0:
             end = lower.find(b"\r\n", at)
-            await self.reader.readexactly(int(lower[at + 15:end]))
+            await self.reader.readexactly(int(lower[at + 15 : end]))
         return 200 <= status < 300, None if status < 300 else str(status)
 
     async def close(self) -> None:

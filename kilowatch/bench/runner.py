@@ -1,81 +1,105 @@
-"""`kilowatch bench`: every figure of SPEC §8, side by side in one run, from client processes."""
+"""`kilowatch bench`: the figures of figures.py in interleaved rounds, from client processes."""
+
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import platform
+import secrets
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import asyncpg
 from rich.console import Console
 
-from kilowatch.bench import datasets, load, server
+from kilowatch.bench import datasets, figures, load, results, server, wrk
+from kilowatch.bench.figures import INGEST, INGEST_PLAIN, Database, FigureSpec, Needs, Writer
+from kilowatch.bench.results import Report, Sample
+from kilowatch.settings import Settings
+
+WRK_DEVICES = 10_000  # devices per wrk thread: 20,000 with 2 threads, the SPEC's fleet
 
 
 @dataclass
 class Options:
-    duration_s: float = 10.0
-    warmup_s: float = 2.0
-    connections: int = 64        # single-event and read figures
-    batch_connections: int = 4   # batches of 1,000 over HTTP and their SQL twins
+    duration_s: float = 5.0  # per figure and round
+    warmup_s: float = 1.0
+    rounds: int = 3
+    connections: int = 64  # single-event and read figures
+    batch_connections: int = 4  # batches of 1,000 over HTTP and their SQL twins
     analytics_connections: int = 8  # per-vehicle analytics and its SQL floor (a dashboard's load)
-    processes: int = 2           # client processes
-    vehicles: int = 500          # analytics data sets (meters: 4 per 5 vehicles)
+    processes: int = 2  # Python client processes; wrk threads
+    client: Literal["auto", "wrk", "python"] = "auto"  # single-event and status figures
+    vehicles: int = 500  # analytics data sets (meters: 4 per 5 vehicles)
     meters: int = 400
+    fleet_vehicles: int = 10_000  # the fleet-wide figures' data set: the mission's scale
+    fleet_meters: int = 8_000
     seed: int = 1
     only: frozenset[str] | None = None  # figure names or prefixes; None: all
-    prefix: str = "kwbench"      # of the databases the bench creates (and caches)
+    prefix: str = "kwbench"  # of the databases the bench creates (and caches)
 
     def wants(self, name: str) -> bool:
         return self.only is None or any(name == o or name.startswith(o + ".") for o in self.only)
 
 
 @dataclass
-class Figure:
-    name: str
-    unit: str
-    rate: float
-    p50_ms: float | None
-    p99_ms: float | None
-    count: int
-    errors: int
-    error_kinds: dict[str, int]
-    seconds: float
-    client_cpu: float  # client processes' CPU time / (elapsed × cores)
-    note: str = ""
+class Context:
+    """What a figure's measure function gets for one round (see figures.py)."""
+
+    bench: Bench
+    options: Options
+    round: int
+    tag: str  # unique to this figure, round and run: put it in device ids
+    url: str  # the figure's database
+    server: str | None  # "127.0.0.1:port" of the app the figure's Needs name
+    data: datasets.Dataset | None
+
+    def clients(
+        self,
+        workload: str,
+        target: str,
+        connections: int,
+        *,
+        total: int | None = None,
+        note: str = "",
+        **params: Any,
+    ) -> Sample:
+        """A workload of workloads.py from the Python client processes, against target."""
+        return self.bench.python(self, workload, target, connections, total, note, params)
+
+    def single_events(self, note: str) -> Sample:
+        """Unique single events to the figure's server: wrk when available, else Python."""
+        connections = self.options.connections
+        if self.bench.wrk_binary:
+            args = ["ingest", self.tag, str(WRK_DEVICES)]
+            return self.bench.wrk(self, args, connections, note)
+        assert self.server
+        return self.clients("single", self.server, connections, note=note)
+
+    def gets(self, paths: list[str], connections: int, note: str) -> Sample:
+        """GETs of paths in random order: wrk when available, else Python."""
+        if self.bench.wrk_binary:
+            listing = self.bench.scratch / f"{self.tag}.paths"
+            listing.write_text("\n".join(paths) + "\n")
+            return self.bench.wrk(self, ["get", str(listing)], connections, note)
+        assert self.server
+        return self.clients("get", self.server, connections, paths=paths, note=note)
 
 
-@dataclass
-class Ratio:
-    name: str
-    value: float | None
-    target: str
-    ok: bool | None
-
-
-@dataclass
-class Report:
-    machine: dict[str, Any]
-    options: dict[str, Any]
-    figures: list[Figure] = field(default_factory=list)
-    ratios: list[Ratio] = field(default_factory=list)
-
-    def get(self, name: str) -> Figure | None:
-        return next((f for f in self.figures if f.name == name), None)
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+@dataclass(frozen=True)
+class _Setup:
+    url: str
+    data: datasets.Dataset | None
+    server: str | None
 
 
 class Bench:
@@ -83,30 +107,200 @@ class Bench:
         self.admin_url = admin_url
         self.options = options
         self.console = console
-        self.pool = ProcessPoolExecutor(options.processes,
-                                        mp_context=multiprocessing.get_context("spawn"))
-        self.report = Report(machine={}, options=options.__dict__ | {
-            "only": sorted(options.only) if options.only else None})
-        self.tags = iter(f"b{i}" for i in range(1000))
+        self.pool = ProcessPoolExecutor(
+            options.processes, mp_context=multiprocessing.get_context("spawn")
+        )
+        self.wrk_binary = wrk.find() if options.client != "python" else None
+        if options.client == "wrk" and not self.wrk_binary:
+            raise RuntimeError("--client wrk: wrk is not on PATH (Debian: apt-get install wrk)")
+        self.run_id = secrets.token_hex(2)
+        self.scratch = Path()  # a temporary directory while run() runs
+        self._databases: dict[Database, tuple[str, datasets.Dataset | None]] = {}
+        # (database URL, writer, settings): address
+        self._servers: dict[tuple[str, Writer, tuple[tuple[str, str], ...]], str] = {}
+        self.report = Report(
+            machine={},
+            options=options.__dict__ | {"only": sorted(options.only) if options.only else None},
+        )
 
     def close(self) -> None:
         self.pool.shutdown(cancel_futures=True)
 
-    def measure(self, name: str, unit: str, workload: str, target: str, connections: int, *,
-                total: int | None = None, note: str = "", **params: Any) -> Figure:
-        """Runs one figure from every client process at once and adds it to the report."""
+    def run(self) -> Report:
+        opts = self.options
+        specs = selected(opts)
+        self.pool.submit(int).result()  # start the client processes before timing anything
+        self.report.machine = _machine(self.admin_url)
+        self.report.clients = self._clients()
+        samples: dict[str, list[Sample]] = {spec.name: [] for spec in specs}
+        with contextlib.ExitStack() as stack:
+            self.scratch = Path(stack.enter_context(tempfile.TemporaryDirectory("kwbench")))
+            # Every database and server once, before the first round: rounds are not interrupted
+            # by set-up, and an idle server costs about 0.5 % of a core.
+            # Databases first: a copy is made from its data set as a template, which needs
+            # nothing connected to the data set yet.
+            for spec in specs:
+                self._prepare_database(spec.needs.database)
+            setups = {spec.name: self._prepare(spec.needs, stack) for spec in specs}
+            for r in range(opts.rounds):
+                self.console.print(f"[bold]round {r + 1} of {opts.rounds}[/]")
+                # Each round starts one figure further on: what a figure leaves behind (its
+                # rows to refresh, a warmer cache) falls on a different neighbour each round,
+                # into the spread rather than into one figure's median.
+                order, start = list(enumerate(specs)), r % len(specs)
+                for i, spec in order[start:] + order[:start]:
+                    if spec.once and r > 0:
+                        continue
+                    setup = setups[spec.name]
+                    ctx = Context(
+                        self,
+                        opts,
+                        r,
+                        f"k{self.run_id}r{r}f{i}",
+                        setup.url,
+                        setup.server,
+                        setup.data,
+                    )
+                    self.console.print(f"  {spec.name} …", end="")
+                    asyncio.run(_settle(self.admin_url))
+                    sample = spec.measure(ctx)
+                    errors = f", [red]{sample.errors:,} errors[/]" if sample.errors else ""
+                    self.console.print(f" {sample.rate:,.0f} {spec.unit} ({sample.client}{errors})")
+                    samples[spec.name].append(sample)
+        self.report.figures = [results.summarize(s.name, s.unit, samples[s.name]) for s in specs]
+        by_name = {f.name: f for f in self.report.figures}
+        found = (results.ratio(spec, by_name) for spec in figures.RATIOS)
+        self.report.ratios = [r for r in found if r is not None]
+        self.report.machine["load_after"] = _load()
+        self._accuracy()
+        return self.report
+
+    def _accuracy(self) -> None:
+        """The estimate against the simulator's truth, on each multi-day data set used."""
+        settings = Settings(database_url=self.admin_url)
+        for database, (_, data) in self._databases.items():
+            copied = isinstance(database, figures.DataSet) and bool(database.copy)
+            if data is None or data.days < 7 or copied:
+                continue
+            scored = asyncio.run(datasets.accuracy(data, settings))
+            name = f"{len(data.vehicles)} vehicles × {data.days} d"
+            self.report.accuracy[name] = [*scored.lines(), f"targets met: {scored.meets_targets()}"]
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _prepare_database(self, database: Database) -> tuple[str, datasets.Dataset | None]:
+        if database not in self._databases:
+            self._databases[database] = self._database(database)
+        return self._databases[database]
+
+    def _prepare(self, needs: Needs, stack: contextlib.ExitStack) -> _Setup:
+        url, data = self._prepare_database(needs.database)
+        address = None
+        if needs.server:
+            key = (url, needs.server, needs.settings)
+            if key not in self._servers:
+                settings: dict[str, Any] = {"writer": needs.server, **dict(needs.settings)}
+                self._servers[key] = stack.enter_context(server.running(url, 2, **settings))
+                extra = "".join(f", {k}={v}" for k, v in needs.settings)
+                self.console.print(
+                    f"server writer={needs.server}{extra} on {urlsplit(url).path[1:]}"
+                )
+            address = self._servers[key]
+        return _Setup(url, data, address)
+
+    def _database(self, database: Database) -> tuple[str, datasets.Dataset | None]:
+        opts = self.options
+        if database in (INGEST, INGEST_PLAIN):
+            name = f"{opts.prefix}_{database}"
+            self.console.print(f"fresh database {name}")
+            return asyncio.run(datasets.recreate(self.admin_url, name)), None
+        assert isinstance(database, figures.DataSet)
+        if database.copy:
+            _, base = self._prepare_database(replace(database, copy=""))
+            assert base is not None
+            name = f"{opts.prefix}_{database.copy}"
+            self.console.print(f"fresh copy {name} of {urlsplit(base.url).path[1:]}")
+            copied = asyncio.run(datasets.copy(self.admin_url, base, name))
+            return copied.url, copied
+        data = asyncio.run(
+            datasets.ensure(
+                self.admin_url,
+                database.days,
+                opts.fleet_vehicles if database.fleet else database.vehicles or opts.vehicles,
+                opts.fleet_meters if database.fleet else database.meters or opts.meters,
+                opts.seed,
+                self.console,
+                opts.prefix,
+            )
+        )
+        return data.url, data
+
+    def _clients(self) -> dict[str, Any]:
+        python = f"python ({self.options.processes} processes)"
+        if self.wrk_binary:
+            threads = min(self.options.processes, self.options.connections)
+            driver = f"{wrk.version(self.wrk_binary)} ({threads} threads)"
+        else:
+            driver = python
+        return {"single_events": driver, "other": python}
+
+    # --- load ------------------------------------------------------------------------------
+
+    def wrk(self, ctx: Context, args: list[str], connections: int, note: str) -> Sample:
+        binary, opts = self.wrk_binary, self.options
+        assert binary and ctx.server
+
+        def once(seconds: float, args: list[str]) -> Sample:
+            return wrk.run(
+                binary,
+                f"http://{ctx.server}/",
+                "load.lua",
+                threads=opts.processes,
+                connections=connections,
+                seconds=seconds,
+                args=args,
+                note=note,
+            )
+
+        if opts.warmup_s > 0:
+            # Its own events (another tag): warm-up rows never collide with measured ones.
+            once(
+                opts.warmup_s, [args[0], args[1] + "w", *args[2:]] if args[0] == "ingest" else args
+            )
+        return once(opts.duration_s, args)
+
+    def python(
+        self,
+        ctx: Context,
+        workload: str,
+        target: str,
+        connections: int,
+        total: int | None,
+        note: str,
+        params: dict[str, Any],
+    ) -> Sample:
+        """Runs one figure from every client process at once."""
         opts = self.options
         processes = min(opts.processes, connections)
-        params.setdefault("tag", next(self.tags))
-        params.setdefault("base", (datetime.now(UTC) - timedelta(minutes=1)).isoformat())
+        params.setdefault("tag", ctx.tag)
+        if total:
+            # A fixed sequence of events, stepped in milliseconds from just now.
+            params.setdefault("base", (datetime.now(UTC) - timedelta(seconds=1)).isoformat())
         start_at = time.time() + 1.0 + connections * 0.01  # after every process has connected
-        tasks = [load.Task(
-            workload=workload, process=p, connections=_share(connections, processes, p),
-            start_at=start_at, warmup_s=0 if total else opts.warmup_s,
-            duration_s=None if total else opts.duration_s,
-            total=_share(total, processes, p) if total else None, target=target, params=params)
-            for p in range(processes)]
-        self.console.print(f"  {name} …", end="")
+        tasks = [
+            load.Task(
+                workload=workload,
+                process=p,
+                connections=_share(connections, processes, p),
+                start_at=start_at,
+                warmup_s=0 if total else opts.warmup_s,
+                duration_s=None if total else opts.duration_s,
+                total=_share(total, processes, p) if total else None,
+                target=target,
+                params=params,
+            )
+            for p in range(processes)
+        ]
         outcomes = list(self.pool.map(load.run, tasks))
         latencies = [x for o in outcomes for x in o.latencies]
         errors: Counter[str] = Counter()
@@ -118,148 +312,88 @@ class Bench:
         else:
             seconds = opts.duration_s
         wall = max(o.wall_s for o in outcomes)
-        figure = Figure(
-            name=name, unit=unit, rate=units / seconds if seconds > 0 else 0.0,
-            p50_ms=_percentile(latencies, 0.50), p99_ms=_percentile(latencies, 0.99),
-            count=len(latencies) + sum(errors.values()), errors=sum(errors.values()),
-            error_kinds=dict(errors), seconds=seconds,
+        return Sample(
+            rate=units / seconds if seconds > 0 else 0.0,
+            p50_ms=results.percentile_ms(latencies, 0.50),
+            p99_ms=results.percentile_ms(latencies, 0.99),
+            count=len(latencies) + sum(errors.values()),
+            errors=sum(errors.values()),
+            error_kinds=dict(errors),
+            seconds=seconds,
             client_cpu=sum(o.cpu_s for o in outcomes) / (wall * (os.cpu_count() or 1)),
-            note=note)
-        self.console.print(f" {figure.rate:,.0f} {unit}")
-        self.report.figures.append(figure)
-        return figure
+            client="python",
+            total=total,
+            note=note,
+        )
 
-    def run(self) -> Report:
-        opts = self.options
-        self.pool.submit(int).result()  # start the client processes before timing anything
-        self.report.machine = _machine(self.admin_url)
-        ingest_names = ("http.no_db", "ingest.per_event_txn", "ingest.group_commit",
-                        "ingest.burst_20k", "ingest.batch", "sql.dual_write", "sql.dual_write.staged",
-                        "copy.raw")
-        if any(opts.wants(n) for n in ingest_names):
-            self._ingest()
-        if any(opts.wants(n) for n in ("analytics", "sql.vehicle_floor", "status.lookup")):
-            self._analytics()
-        self.report.ratios = ratios(self.report)
-        return self.report
 
-    def _ingest(self) -> None:
-        opts = self.options
-        name = f"{opts.prefix}_ingest"
-        self.console.print(f"[bold]ingest[/] (fresh database {name})")
-        url = asyncio.run(datasets.recreate(self.admin_url, name))
-        singles = dict(workload="single", connections=opts.connections)
-        for name, writer in (("http.no_db", "none"), ("ingest.per_event_txn", "per_event"),
-                             ("ingest.group_commit", "group")):
-            if opts.wants(name):
-                with server.running(url, writer=writer) as target:
-                    self.measure(name, "events/s", target=target, **singles,  # type: ignore[arg-type]
-                                 note=f"writer={writer}, {opts.connections} connections")
-        batches = ("ingest.burst_20k", "ingest.batch")
-        if any(opts.wants(n) for n in batches):
-            with server.running(url, writer="group") as target:
-                if opts.wants("ingest.burst_20k"):
-                    self.measure("ingest.burst_20k", "events/s", "single", target, 64,
-                                 total=20_000, note="20,000 single events, 64 connections")
-                    self.measure("ingest.burst_20k.batch100", "events/s", "batch", target, 64,
-                                 total=200, batch=100, note="20,000 events as 200 batches of 100")
-                if opts.wants("ingest.batch"):
-                    self.measure("ingest.batch", "rows/s", "batch", target,
-                                 opts.batch_connections, batch=1000,
-                                 note=f"batches of 1,000, {opts.batch_connections} connections")
-        if opts.wants("sql.dual_write"):
-            self.measure("sql.dual_write", "rows/s", "dual_write", url, opts.batch_connections,
-                         batch=1000, note="the writer's statement from the client, no HTTP")
-        if opts.wants("sql.dual_write.staged"):
-            self.measure("sql.dual_write.staged", "rows/s", "staged_write", url,
-                         opts.batch_connections, batch=1000,
-                         note="the same write fed by COPY into staging tables, not unnest()")
-        if opts.wants("copy.raw"):
-            self.measure("copy.raw", "rows/s", "copy", url, opts.batch_connections, batch=1000,
-                         note="COPY of the same rows: no dedup, no status")
-
-    def _analytics(self) -> None:
-        opts = self.options
-        sets = {days: asyncio.run(datasets.ensure(self.admin_url, days, opts.vehicles,
-                                                  opts.meters, opts.seed, self.console,
-                                                  opts.prefix))
-                for days in (1, 7) if days == 1 or opts.wants("analytics.vehicle.7d")}
-        for days, data in sets.items():
-            start, end = data.window(24)
-            paths = [f"/v1/analytics/performance/{v}?from={_z(start)}&to={_z(end)}"
-                     for v in data.vehicles]
-            window = f"24 h window, {days} d of history, {len(data.vehicles):,} vehicles"
-            with server.running(data.url) as target:
-                if opts.wants(f"analytics.vehicle.{days}d"):
-                    self.measure(f"analytics.vehicle.{days}d", "req/s", "get", target,
-                                 opts.analytics_connections, paths=paths,
-                                 note=f"{window}, {opts.analytics_connections} connections")
-                if days == 1 and opts.wants("status.lookup"):
-                    self.measure("status.lookup", "req/s", "get", target, opts.connections,
-                                 paths=[f"/v1/vehicles/{v}/status" for v in data.vehicles],
-                                 note=f"GET /v1/vehicles/{{id}}/status, {opts.connections} connections")
-            if days == 1 and opts.wants("sql.vehicle_floor"):
-                self.measure("sql.vehicle_floor", "req/s", "floor", data.url,
-                             opts.analytics_connections, vehicles=data.vehicles,
-                             window=[start.isoformat(), end.isoformat()],
-                             note="bare SUM over the primary-key range, same windows")
+def selected(options: Options) -> list[FigureSpec]:
+    """The figures --only asks for, in round order; ValueError for a name that matches none."""
+    names = [f.name for f in figures.FIGURES]
+    unknown = sorted(
+        o for o in options.only or () if not any(n == o or n.startswith(o + ".") for n in names)
+    )
+    if unknown:
+        raise ValueError(f"no figure is named or starts with {', '.join(unknown)}")
+    return [f for f in figures.FIGURES if options.wants(f.name)]
 
 
 def _share(total: int, parts: int, index: int) -> int:
     return total // parts + (1 if index < total % parts else 0)
 
 
-def _z(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+SETTLE_S = 15.0  # at most, before each figure
+
+
+async def _settle(url: str) -> None:
+    """Every figure starts from the same state: no checkpoint or autovacuum from an earlier
+    figure's writes half-way through it. Measured on the write figures in three runs each:
+    without it, single rounds at about half their run's median (66 k against 104 k rows/s);
+    with it, none below 0.87 of it."""
+    conn = await asyncpg.connect(url)
+    try:
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("CHECKPOINT")
+        until = time.monotonic() + SETTLE_S
+        while time.monotonic() < until and await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        ):
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
 
 
 def _machine(url: str) -> dict[str, Any]:
     async def server_facts() -> dict[str, str]:
         conn = await asyncpg.connect(url)
         try:
-            return {key: await conn.fetchval(f"SHOW {key}")  # fixed names
-                    for key in ("server_version", "fsync", "synchronous_commit")}
+            return {
+                key: await conn.fetchval(f"SHOW {key}")  # fixed names
+                for key in ("server_version", "fsync", "synchronous_commit")
+            }
         finally:
             await conn.close()
 
     facts = asyncio.run(server_facts())
-    return {"platform": platform.platform(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "postgres": facts["server_version"],
-            "fsync": facts["fsync"], "synchronous_commit": facts["synchronous_commit"]}
-
-
-def _ratio(report: Report, name: str, a: str, b: str, value: Callable[[Figure], float | None],
-           target: Callable[[float], bool], text: str) -> Ratio:
-    fa, fb = report.get(a), report.get(b)
-    va, vb = (value(fa) if fa else None), (value(fb) if fb else None)
-    result = va / vb if va is not None and vb else None
-    return Ratio(name, result, text, None if result is None else target(result))
-
-
-def ratios(report: Report) -> list[Ratio]:
-    """The targets of the issues, as ratios of figures measured in this run."""
-    def rate(f: Figure) -> float:
-        return f.rate
-
-    def p99(f: Figure) -> float | None:
-        return f.p99_ms
-
-    found = [
-        _ratio(report, "group_commit / per_event_txn", "ingest.group_commit",
-               "ingest.per_event_txn", rate, lambda r: r >= 3, "≥ 3"),
-        _ratio(report, "group_commit / http.no_db", "ingest.group_commit", "http.no_db",
-               rate, lambda r: r >= 0.7, "≥ 0.70"),
-        _ratio(report, "group_commit p99 / http.no_db p99", "ingest.group_commit", "http.no_db",
-               p99, lambda r: r <= 2, "≤ 2"),
-        _ratio(report, "ingest.batch / sql.dual_write", "ingest.batch", "sql.dual_write",
-               rate, lambda r: r >= 0.7, "≥ 0.70"),
-        _ratio(report, "sql.dual_write.staged / sql.dual_write", "sql.dual_write.staged",
-               "sql.dual_write", rate, lambda r: True, "context"),
-        _ratio(report, "sql.dual_write / copy.raw", "sql.dual_write", "copy.raw",
-               rate, lambda r: True, "context"),
-        _ratio(report, "analytics.vehicle.1d p99 / sql.vehicle_floor p99", "analytics.vehicle.1d",
-               "sql.vehicle_floor", p99, lambda r: r <= 2, "≤ 2"),
-        _ratio(report, "analytics.vehicle.7d p99 / 1d p99", "analytics.vehicle.7d",
-               "analytics.vehicle.1d", p99, lambda r: r <= 1.2, "≤ 1.2"),
-    ]
-    return [r for r in found if r.value is not None]
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "python": platform.python_version(),
+        "postgres": facts["server_version"],
+        "fsync": facts["fsync"],
+        "synchronous_commit": facts["synchronous_commit"],
+        "load_before": _load(),  # 1, 5, 15 min load averages: how shared the machine was
+    }

@@ -1,4 +1,5 @@
 """The CLI as a user runs it: `kilowatch serve` on the embedded PostgreSQL, SIGTERM, migrate."""
+
 from __future__ import annotations
 
 import os
@@ -68,12 +69,18 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         proc.kill()
 
 
-def launch(data_dir: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
-    log = data_dir.parent / "kilowatch.log"
+def launch(
+    data_dir: Path, *args: str, name: str = "kilowatch"
+) -> tuple[subprocess.Popen[bytes], Path]:
+    log = data_dir.parent / f"{name}.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([*kilowatch(), *args, "--data-dir", str(data_dir)],
-                                env=embedded_env(), cwd=data_dir.parent,
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [*kilowatch(), *args, "--data-dir", str(data_dir)],
+            env=embedded_env(),
+            cwd=data_dir.parent,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     return proc, log
 
 
@@ -97,8 +104,9 @@ def test_sigterm_after_ready_leaves_no_postgres(data_dir: Path, workers: int) ->
     finally:
         terminate(proc, log)
     assert postgres_processes(data_dir) == [], log.read_text()
-    assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-                   for child in children), "uvicorn workers survived"
+    assert not any(
+        child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children
+    ), "uvicorn workers survived"
     assert not (data_dir / "pg" / "postmaster.pid").exists()
 
 
@@ -142,12 +150,133 @@ def test_serve_reuses_the_data_dir_on_the_next_start(data_dir: Path) -> None:
 def test_migrate_applies_once_and_stops_the_server(data_dir: Path) -> None:
     outputs = []
     for _ in range(2):
-        result = subprocess.run([*kilowatch(), "migrate", "--data-dir", str(data_dir)],
-                                env=embedded_env(), cwd=data_dir.parent, capture_output=True,
-                                text=True, timeout=START_TIMEOUT_S)
+        result = subprocess.run(
+            [*kilowatch(), "migrate", "--data-dir", str(data_dir)],
+            env=embedded_env(),
+            cwd=data_dir.parent,
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         outputs.append(result.stdout + result.stderr)
     assert "applied migrations: [1" in outputs[0]
     assert "none (up to date)" in outputs[1]
     assert (data_dir / "pg" / "PG_VERSION").exists()
+    assert postgres_processes(data_dir) == []
+
+
+# One owner of the embedded server: other commands on the same data dir use it, the last stops it.
+
+
+def run(data_dir: Path, *args: str) -> str:
+    result = subprocess.run(
+        [*kilowatch(), *args, "--data-dir", str(data_dir)],
+        env=embedded_env(),
+        cwd=data_dir.parent,
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+def postmaster(data_dir: Path) -> int:
+    """The pid of the server's postmaster (first line of postmaster.pid)."""
+    return int((data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+
+
+def holds(proc: subprocess.Popen[bytes], path: Path) -> bool:
+    try:
+        return any(f.path == str(path) for f in psutil.Process(proc.pid).open_files())
+    except psutil.NoSuchProcess:
+        return False
+
+
+def serving(data_dir: Path, name: str) -> tuple[subprocess.Popen[bytes], Path, int]:
+    port = free_port()
+    proc, log = launch(data_dir, "serve", "--port", str(port), name=name)
+    wait_for(lambda: is_ready(port), proc, f"{name}: /readyz 200")
+    return proc, log, port
+
+
+def test_commands_beside_a_running_serve_use_its_server_and_leave_it_running(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    proc, log, port = serving(data_dir, "serve")
+    try:
+        server = postmaster(data_dir)
+        assert "none (up to date)" in run(data_dir, "migrate")
+        truth = tmp_path / "truth.json"
+        run(data_dir, "simulate", "--vehicles", "2", "--meters", "2", "--hours", "1",
+            "--truth", str(truth), "--backfill")  # fmt: skip
+        assert truth.exists()
+        assert postmaster(data_dir) == server, "the same server, never restarted"
+        assert psutil.pid_exists(server) and is_ready(port)
+    finally:
+        terminate(proc, log)
+    assert postgres_processes(data_dir) == [], log.read_text()
+
+
+def test_the_last_of_two_serves_stops_the_server_whichever_started_it(data_dir: Path) -> None:
+    first, first_log, _ = serving(data_dir, "first")
+    try:
+        second, second_log, second_port = serving(data_dir, "second")
+        try:
+            server = postmaster(data_dir)
+            assert terminate(first, first_log) is not None
+            assert is_ready(second_port), "the second serve lost its database"
+            assert postmaster(data_dir) == server
+        finally:
+            terminate(second, second_log)
+    finally:
+        terminate(first, first_log)
+    assert postgres_processes(data_dir) == [], second_log.read_text()
+
+
+def test_a_killed_user_does_not_keep_the_server_alive(data_dir: Path) -> None:
+    first, _, _ = serving(data_dir, "first")
+    second, second_log, second_port = serving(data_dir, "second")
+    try:
+        first.kill()  # no clean-up runs: its locks go with it
+        first.wait(EXIT_TIMEOUT_S)
+        assert is_ready(second_port)
+    finally:
+        terminate(second, second_log)
+    assert postgres_processes(data_dir) == [], second_log.read_text()
+
+
+def test_concurrent_starters_on_a_fresh_data_dir_share_one_server(data_dir: Path) -> None:
+    ports = [free_port(), free_port()]
+    procs = [
+        launch(data_dir, "serve", "--port", str(port), name=f"serve{n}")
+        for n, port in enumerate(ports)
+    ]
+    try:
+        for (proc, _), port in zip(procs, ports, strict=True):
+            wait_for(lambda port=port: is_ready(port), proc, f"/readyz 200 on {port}")  # type: ignore[misc]
+        postmasters = [p for p in postgres_processes(data_dir) if "-k" in p.cmdline()]
+        assert len(postmasters) == 1, [p.cmdline() for p in postmasters]
+    finally:
+        for proc, log in procs:
+            terminate(proc, log)
+    assert postgres_processes(data_dir) == []
+
+
+def test_sigterm_of_a_second_user_while_it_starts_leaves_the_server(data_dir: Path) -> None:
+    proc, log, port = serving(data_dir, "serve")
+    try:
+        server = postmaster(data_dir)
+        # A second serve, not a migrate: a migrate of a migrated database can finish before
+        # it is seen holding the lock. Once it holds the users' lock file it is a user: signal
+        # it there (it may be taking the server, migrating or starting uvicorn: the outcome
+        # must be the same).
+        second, second_log = launch(data_dir, "serve", "--port", str(free_port()), name="second")
+        wait_for(lambda: holds(second, data_dir / "embedded.users"), second, "serve as a user")
+        terminate(second, second_log)
+        assert is_ready(port) and postmaster(data_dir) == server
+    finally:
+        terminate(proc, log)
     assert postgres_processes(data_dir) == []

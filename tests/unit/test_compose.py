@@ -1,4 +1,5 @@
 """docker-compose.yml and the Dockerfile stay wired together (no Docker engine runs here)."""
+
 from __future__ import annotations
 
 import json
@@ -24,12 +25,15 @@ def compose() -> dict[str, Any]:
 def dockerfile() -> list[str]:
     # Joins continuation lines, drops comments: one instruction per item.
     text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
-    return [line.strip() for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def instruction(lines: list[str], name: str) -> list[str]:
-    return [line[len(name):].strip() for line in lines if line.upper().startswith(name + " ")]
+    return [line[len(name) :].strip() for line in lines if line.upper().startswith(name + " ")]
 
 
 def env(service: dict[str, Any]) -> dict[str, str]:
