@@ -91,7 +91,10 @@ async def _run(task: Task) -> Outcome:
             done = time.time()
             if pace_s:  # a paced workload: one request per pace_s on each connection
                 await asyncio.sleep(max(0.0, sent + pace_s - done))
-            if remaining is None and not (measure_from <= sent and done <= stop_at):
+            # A timed figure counts what completes inside its interval (as wrk does): a request
+            # in flight when the warm-up ends counts once it is done, so a round of requests
+            # slower than half the interval still measures them.
+            if remaining is None and not (measure_from <= done <= stop_at):
                 continue
             outcome.first_send = min(outcome.first_send, sent)
             outcome.last_done = max(outcome.last_done, done)
