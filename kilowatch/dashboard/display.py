@@ -100,9 +100,10 @@ def estimate(value: dict[str, Any] | None) -> str:
     return f"{pct(value['efficiency'])} ({pct(value['low'])} – {pct(value['high'])})"
 
 
-def estimate_detail(value: dict[str, Any] | None) -> str:
+def estimate_detail(value: dict[str, Any] | None, reason: str | None = None) -> str:
+    """The estimate with its interval and minutes, or the API's `estimateReason` for none."""
     if value is None:
-        return NO_ESTIMATE
+        return f"none: {reason}" if reason else NO_ESTIMATE
     return (
         f"{estimate(value)}, 95 % interval, from {count(value['minutes'])} matched minutes "
         f"({count(value['sharedMinutes'])} shared with another vehicle)"

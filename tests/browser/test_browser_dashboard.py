@@ -242,7 +242,9 @@ async def test_vehicle_view_shows_its_performance_status_and_assignments(
     temperature = (await figure(page.locator("main"), "avgBatteryTemp"))[0]
     assert temperature == display.number(performance["avgBatteryTemp"], "°C")
     estimate = (await figure(page.locator("main"), "estimate"))[0]
-    assert estimate == display.estimate_detail(performance["estimate"])
+    assert estimate == display.estimate_detail(
+        performance["estimate"], performance["estimateReason"]
+    )
 
     status = await api(f"/v1/vehicles/{vehicle_id}/status")
     live = page.locator("#vehicle-live")

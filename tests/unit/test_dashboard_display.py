@@ -51,3 +51,6 @@ def test_estimate_null_says_why_and_an_estimate_shows_its_interval() -> None:
     value = {"efficiency": 0.78, "low": 0.75, "high": 0.811, "minutes": 412, "sharedMinutes": 90}
     assert display.estimate(value) == f"78.0{NBSP}% (75.0{NBSP}% – 81.1{NBSP}%)"
     assert "412 matched minutes (90 shared" in display.estimate_detail(value)
+    assert display.estimate_detail(None) == "not identifiable / not enough data"
+    reason = "not identifiable: its DC never varied apart from its sharers'"
+    assert display.estimate_detail(None, reason) == f"none: {reason}"

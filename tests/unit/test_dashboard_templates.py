@@ -27,6 +27,7 @@ def item(vehicle_id: str, estimate: dict[str, float] | None) -> dict[str, object
         "meterReadings": 55,
         "belowThreshold": True,
         "estimate": estimate,
+        "estimateReason": None if estimate else "too few minutes to fit",
         "faultSuspected": True,
     }
 
@@ -45,5 +46,6 @@ def test_the_vehicle_table_shows_an_estimate_with_its_interval_or_why_not() -> N
     )
     assert display.estimate(ESTIMATE) in html  # 78.1 % (75.2 % – 81.0 %)
     assert "not identifiable / not enough data" in html
+    assert 'title="too few minutes to fit"' in html  # the API's estimateReason, on hover
     assert 'aria-sort="ascending"' in html and "faultyCursor=abc" in html
     assert html.count("fault suspected") == 2
