@@ -103,6 +103,13 @@ async def db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+async def module_db_url(server_url: str, template_url: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for a whole module (one server process serves its tests)."""
+    async for url in _fresh_database(server_url, urlsplit(template_url).path.lstrip("/")):
+        yield url
+
+
 @pytest.fixture
 async def empty_db_url(server_url: str) -> AsyncIterator[str]:
     """A fresh database with no migrations applied."""

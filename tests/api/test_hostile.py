@@ -17,14 +17,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from kilowatch.bench import server
-from kilowatch.bench.datasets import with_database
 
 MAX_REQUESTS = 4
 BOUNDS = {
@@ -38,21 +36,8 @@ JSON, NDJSON = "application/json", "application/x-ndjson"
 
 
 @pytest.fixture(scope="module")
-async def database(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex}"
-    template = urlsplit(template_url).path.lstrip("/")
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield with_database(server_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-def address(database: str) -> Iterator[str]:
-    with server.running(database, workers=1, **BOUNDS) as address:
+def address(module_db_url: str) -> Iterator[str]:
+    with server.running(module_db_url, workers=1, **BOUNDS) as address:
         yield address
 
 
@@ -63,8 +48,8 @@ async def api(address: str) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def conn(database: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database)
+async def conn(module_db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(module_db_url)
     try:
         yield connection
     finally:

@@ -28,14 +28,11 @@ import json
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
 import jsonschema_rs
 import pytest
@@ -43,7 +40,6 @@ import schemathesis
 
 from kilowatch import timestamps
 from kilowatch.bench import server
-from kilowatch.bench.datasets import with_database
 
 SEED = 20260131
 EXAMPLES = 10  # per operation, in the fuzzing and stateful phases
@@ -86,21 +82,8 @@ def stamp(minutes: float) -> str:
 
 
 @pytest.fixture(scope="module")
-async def database(server_url: str, template_url: str) -> AsyncIterator[str]:
-    name = f"t_{uuid.uuid4().hex}"
-    template = urlsplit(template_url).path.lstrip("/")
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        yield with_database(server_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-def address(database: str) -> Iterator[str]:
-    with server.running(database, workers=1, **DEADLINES) as address:
+def address(module_db_url: str) -> Iterator[str]:
+    with server.running(module_db_url, workers=1, **DEADLINES) as address:
         seed(f"http://{address}")
         yield address
 

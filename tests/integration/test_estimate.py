@@ -11,7 +11,6 @@ from collections import defaultdict
 from datetime import timedelta
 
 import asyncpg
-import pytest
 
 from kilowatch.analytics import fleet, vehicle
 from kilowatch.settings import Settings
