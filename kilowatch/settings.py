@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     # The per-vehicle efficiency estimate (SPEC §5.3); off (the bench's side-by-side figure),
     # `estimate` is null and `faultSuspected` is the rule's `belowThreshold`.
     estimate: bool = True
+    # Fleet-wide results (summary, vehicle listings, every vehicle's estimate) of windows read
+    # from rollup rows alone, kept per worker until the rollups change (kilowatch/db/memo.py);
+    # 0 keeps none (the bench's cold figures: every read computed).
+    read_memo_size: int = Field(default=32, ge=0)
 
     # Status and analytics (SPEC §4, §5)
     stale_after_s: int = Field(default=180, ge=1)

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 
 from kilowatch.analytics import fleet, service, vehicle
+from kilowatch.db.memo import Memo
 from kilowatch.rollups import refresher
 from kilowatch.settings import Settings
 
@@ -84,9 +85,11 @@ async def check_window(
     vehicles: list[str],
     start: datetime,
     end: datetime,
+    memo: Memo | None = None,
 ) -> None:
-    """Every endpoint's figures for [start, end) against the references over raw history."""
-    listing = await fleet.vehicles(conn, settings, start, end, limit=1000)
+    """Every endpoint's figures for [start, end) against the references over raw history;
+    the fleet reads through `memo` (kept across calls: a stale result it serves fails here)."""
+    listing = await fleet.vehicles(conn, settings, start, end, limit=1000, memo=memo)
     listed = {item["vehicleId"]: item for item in listing["items"]}
     raw_listing = await fleet.vehicles(conn, settings, start, end, limit=1000, raw=True)
     same(raw_listing, listing, f"vehicles {start}..{end}")
@@ -103,8 +106,14 @@ async def check_window(
     for hourly in (False, True):
         same(
             await fleet.summary(conn, settings, start, end, hourly, raw=True),
-            await fleet.summary(conn, settings, start, end, hourly),
+            await fleet.summary(conn, settings, start, end, hourly, memo=memo),
             f"fleet {start}..{end}",
+        )
+    if memo is not None:  # sorted by the estimate: every vehicle's fit, kept too
+        same(
+            await fleet.vehicles(conn, settings, start, end, sort="estimate", raw=True),
+            await fleet.vehicles(conn, settings, start, end, sort="estimate", memo=memo),
+            f"vehicles by estimate {start}..{end}",
         )
     same(
         await fleet.meters(conn, start, end, limit=1000, raw=True),

@@ -103,7 +103,7 @@ OFF = Result(None, "estimates are off (KILOWATCH_ESTIMATE=false)")
 def publish(item: dict[str, Any], result: Result, threshold: float) -> None:
     """Sets `estimate`, `estimateReason` and `faultSuspected` of a vehicle's figures (which
     hold `belowThreshold`): suspected below threshold by the estimate, else by the rule."""
-    item["estimate"] = result.estimate
+    item["estimate"] = dict(result.estimate) if result.estimate else None  # results are kept
     item["estimateReason"] = result.reason
     if result.estimate is None:
         item["faultSuspected"] = item["belowThreshold"]

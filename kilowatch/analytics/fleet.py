@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import json
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from kilowatch import timestamps
 from kilowatch.analytics import estimate
 from kilowatch.db import sqlfile
 from kilowatch.db.gateway import Conn
+from kilowatch.db.memo import Memo
 from kilowatch.errors import InvalidInput
 from kilowatch.rollups import window
 from kilowatch.rollups.plan import HOUR
@@ -71,16 +73,19 @@ async def summary(
     hourly: bool,
     *,
     raw: bool = False,
+    memo: Memo | None = None,
 ) -> dict[str, Any]:
-    """GET /v1/analytics/fleet; `raw`: the same from raw history alone (the reference)."""
+    """GET /v1/analytics/fleet; `raw`: the same from raw history alone (the reference);
+    `memo`: where a window read from rollup rows alone is kept and found again."""
+    threshold = settings.efficiency_threshold
     async with window.snapshot(conn):
         w = await _window(conn, from_, to, raw=raw, days=not hourly)
-        row = await conn.fetchrow(
-            _queries()["fleet_summary"], *w.fleet_args(), settings.efficiency_threshold
-        )
-        fitted = await estimate.of_fleet(conn, w) if settings.estimate else {}
+        key = _memo_key(w, memo, "summary", from_, to, hourly, threshold, settings.estimate)
+        if (kept := memo.get(key) if memo is not None else None) is not None:
+            return copy.deepcopy(kept)
+        row = await conn.fetchrow(_queries()["fleet_summary"], *w.fleet_args(), threshold)
+        fitted = await _fleet_fits(conn, w, memo) if settings.estimate else {}
     assert row is not None
-    threshold = settings.efficiency_threshold
     # Suspected: below threshold by its estimate, or by the rule where it has none.
     suspected = sum(
         1 for r in fitted.values() if r.estimate and r.estimate["efficiency"] < threshold
@@ -107,7 +112,27 @@ async def summary(
     }
     if hourly:
         result["hourly"] = _hourly(from_, to, row)
+    if memo is not None:
+        memo.put(key, copy.deepcopy(result))
     return result
+
+
+def _memo_key(w: window.Window, memo: Memo | None, *parts: Any) -> tuple[Any, ...] | None:
+    """The memo key of a read of `w` (None: not kept, it reads raw minutes or has no memo)."""
+    version = w.version() if memo is not None else None
+    return None if version is None else (*parts, version)
+
+
+async def _fleet_fits(conn: Conn, w: window.Window, memo: Memo | None) -> dict[str, Any]:
+    """Every vehicle's estimate over `w`, kept in `memo` when the window allows: the fleet
+    summary's count and the listings sorted or filtered by the estimate share them."""
+    key = _memo_key(w, memo, "fits")
+    if (kept := memo.get(key) if memo is not None else None) is not None:
+        return kept  # type: ignore[no-any-return]
+    fitted = await estimate.of_fleet(conn, w)
+    if memo is not None:
+        memo.put(key, fitted)
+    return fitted
 
 
 def _hourly(from_: datetime, to: datetime, row: Any) -> list[dict[str, Any]]:
@@ -152,8 +177,10 @@ async def vehicles(
     below_threshold: bool | None = None,
     fault_suspected: bool | None = None,
     raw: bool = False,
+    memo: Memo | None = None,
 ) -> dict[str, Any]:
-    """GET /v1/analytics/vehicles: listed by `sort` (nulls last), ties by id, keyset-paged."""
+    """GET /v1/analytics/vehicles: listed by `sort` (nulls last), ties by id, keyset-paged;
+    `memo` as in `summary`."""
     key, last_id = decode_cursor(cursor)
     threshold = settings.efficiency_threshold
     # Sorting by the estimate or filtering by its verdict needs every vehicle's estimate and
@@ -161,6 +188,22 @@ async def vehicles(
     whole = sort == "estimate" or fault_suspected is not None
     async with window.snapshot(conn):
         w = await _window(conn, from_, to, raw=raw)
+        memo_key = _memo_key(
+            w,
+            memo,
+            "vehicles",
+            from_,
+            to,
+            sort,
+            limit,
+            cursor,
+            below_threshold,
+            fault_suspected,
+            threshold,
+            settings.estimate,
+        )
+        if (kept := memo.get(memo_key) if memo is not None else None) is not None:
+            return copy.deepcopy(kept)
         rows = await conn.fetch(
             _queries()["fleet_vehicles"],
             *w.fleet_args(),
@@ -174,7 +217,7 @@ async def vehicles(
         if not settings.estimate:
             fitted: dict[str, estimate.Result] = {}
         elif whole:
-            fitted = await estimate.of_fleet(conn, w)
+            fitted = await _fleet_fits(conn, w, memo)
         else:  # the page's estimates, from the sums of its vehicles' meters alone
             listed = {row["vehicle_id"] for row in rows}
             meters = list(rows[0]["page_meters"]) if rows else []
@@ -194,16 +237,20 @@ async def vehicles(
             ranked = [(k, i) for k, i in ranked if _after(k, i["vehicleId"], key, last_id)]
         chosen = ranked[: limit + 1]
         more = len(chosen) > limit
-        return {
+        result = {
             "items": [i for _, i in chosen[:limit]],
             "nextCursor": encode_cursor(*_cursor_of(chosen[limit - 1])) if more else None,
         }
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
-    return {
-        "items": items[:limit],
-        "nextCursor": encode_cursor(last["k"], last["vehicle_id"]) if last else None,
-    }
+    else:
+        more = len(rows) > limit
+        last = rows[limit - 1] if more else None
+        result = {
+            "items": items[:limit],
+            "nextCursor": encode_cursor(last["k"], last["vehicle_id"]) if last else None,
+        }
+    if memo is not None:
+        memo.put(memo_key, copy.deepcopy(result))
+    return result
 
 
 _EVERY = 2**31 - 1  # the listing's LIMIT when every vehicle is needed

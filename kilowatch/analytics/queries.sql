@@ -197,8 +197,8 @@ WHERE vehicle_id = $1::text AND recorded_at >= $2::timestamptz AND recorded_at <
 -- materialized region, the days holding dirty marks, the closure of the marks of the window's
 -- materialized hours (vehicles and meters to read raw per hour), and for $3 the hours in which
 -- that closure touches it (its own mark, a rollup row on a dirty meter, or a heartbeat or an
--- assignment naming a dirty meter).
-WITH s AS (SELECT floor, frontier FROM rollup_state),
+-- assignment naming a dirty meter); the rollups' generation (migration 0006).
+WITH s AS (SELECT floor, frontier, generation FROM rollup_state),
 m AS MATERIALIZED (
     SELECT d.hour, d.vehicle_id, d.meter_id
     FROM rollup_dirty d, s
@@ -226,7 +226,7 @@ x AS (
                    WHERE a.vehicle_id = $3::text AND a.meter_id = c.meter_id
                      AND a.valid_from < c.hour + interval '1 hour' AND a.effective_to > c.hour))
 )
-SELECT s.floor, s.frontier,
+SELECT s.floor, s.frontier, s.generation,
        ARRAY(SELECT DISTINCT date_trunc('day', hour, 'UTC') FROM m) AS dirty_days,
        ARRAY(SELECT hour FROM c WHERE vehicle_id IS NOT NULL ORDER BY hour, vehicle_id) AS dv_hours,
        ARRAY(SELECT vehicle_id FROM c WHERE vehicle_id IS NOT NULL ORDER BY hour, vehicle_id)
@@ -601,15 +601,17 @@ UNION ALL
 SELECT * FROM c WHERE true AND cardinality(vehicles) > 1;
 
 -- name: fleet_configs
--- The estimator's sums of every meter some vehicle used over a window, as meter_configs: $1 day
--- units, $2 clean hour units, $3 dirty hour units, $4/$5 raw ranges, $6/$7/$8 dirty meters
--- (hour, id, end), as in the fleet reads (kilowatch_window).
+-- The estimator's sums of every meter over a window, as meter_configs: $1 day units, $2 clean
+-- hour units, $3 dirty hour units, $4/$5 raw ranges, $6/$7/$8 dirty meters (hour, id, end), as
+-- in the fleet reads (kilowatch_window). Meters nobody was attached to come as one idle row
+-- each, which no fit uses: finding the meters somebody used first (a pass over the rows kept in
+-- a tuplestore, which spilled to disk) cost more than three times this whole statement.
 WITH w AS MATERIALIZED (
     SELECT * FROM kilowatch_window('{}', $3::timestamptz[], $4::timestamptz[], $5::timestamptz[],
                                    '{}', '{}', '{}', $6::timestamptz[], $7::text[],
                                    $8::timestamptz[], '{c}')
 ),
-c AS MATERIALIZED (
+c AS NOT MATERIALIZED (
     SELECT meter_id, vehicles, minutes, ac, ac2, dc, dc_ac, dc_dc FROM rollup_config_day
     WHERE day = ANY($1::timestamptz[])
     UNION ALL
@@ -617,9 +619,7 @@ c AS MATERIALIZED (
     WHERE hour = ANY($2::timestamptz[])
     UNION ALL
     SELECT meter_id, vehicles, minutes, ac, ac2, dcs, dc_ac, dc_dc FROM w WHERE kind = 'c'
-),
--- Most meter-hours of a fleet have nobody attached: only the meters some vehicle used matter.
-used AS (SELECT DISTINCT meter_id FROM c WHERE cardinality(vehicles) > 0)
+)
 -- Added up here where that is cheap (configurations of none or one vehicle: scalars), by the
 -- caller for the rest (estimate.configs: an aggregate over arrays costs PostgreSQL a function
 -- call per row and element).
@@ -627,7 +627,7 @@ SELECT meter_id, vehicles, sum(minutes)::integer, sum(ac), sum(ac2),
        CASE WHEN cardinality(vehicles) = 0 THEN '{}' ELSE ARRAY[sum(dc[1])] END,
        CASE WHEN cardinality(vehicles) = 0 THEN '{}' ELSE ARRAY[sum(dc_ac[1])] END,
        CASE WHEN cardinality(vehicles) = 0 THEN '{}' ELSE ARRAY[sum(dc_dc[1])] END
-FROM c WHERE meter_id IN (SELECT meter_id FROM used) AND cardinality(vehicles) <= 1
+FROM c WHERE cardinality(vehicles) <= 1
 GROUP BY meter_id, vehicles
 UNION ALL
-SELECT * FROM c WHERE meter_id IN (SELECT meter_id FROM used) AND cardinality(vehicles) > 1;
+SELECT * FROM c WHERE cardinality(vehicles) > 1;

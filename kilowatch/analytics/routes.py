@@ -244,7 +244,7 @@ async def fleet_summary(
     hourly = _choice("granularity", granularity, FLEET_GRANULARITIES) == "hour"
     window = service.resolve_window(from_, to, settings)
     async with gateway.read(settings.analytics_timeout_s) as conn:
-        return await fleet.summary(conn, settings, *window, hourly)
+        return await fleet.summary(conn, settings, *window, hourly, memo=gateway.memo)
 
 
 @get(
@@ -293,6 +293,7 @@ async def fleet_vehicles(
             cursor=cursor,
             below_threshold=below_threshold,
             fault_suspected=fault_suspected,
+            memo=gateway.memo,
         )
 
 

@@ -22,6 +22,7 @@ from kilowatch.dashboard import display
 from kilowatch.dashboard.window import Window, today
 from kilowatch.db import sqlfile
 from kilowatch.db.gateway import Conn, Gateway
+from kilowatch.db.memo import Memo
 from kilowatch.errors import NotFound
 from kilowatch.metrics import Metrics
 from kilowatch.rollups import refresher
@@ -119,7 +120,7 @@ async def fleet_page(
     """The fleet view. Calls: fleet.summary(window, hourly=True);
     fleet.vehicles(window, faultSuspected=True, sort=efficiency, limit=10); and live_tiles'."""
     summary, attention, live = await _together(
-        _read(gateway, fleet.summary, settings, window.from_, window.to, True),
+        _read(gateway, fleet.summary, settings, window.from_, window.to, True, memo=gateway.memo),
         _read(
             gateway,
             fleet.vehicles,
@@ -129,6 +130,7 @@ async def fleet_page(
             sort="efficiency",
             limit=ATTENTION,
             fault_suspected=True,
+            memo=gateway.memo,
         ),
         live_tiles(gateway, settings, metrics),
     )
@@ -141,7 +143,13 @@ def _coverage_key(item: dict[str, Any]) -> tuple[bool, float, str]:
 
 
 async def _vehicle_group(
-    conn: Conn, settings: Settings, window: Window, sort: str, cursor: str | None, faulty: bool
+    conn: Conn,
+    settings: Settings,
+    window: Window,
+    sort: str,
+    cursor: str | None,
+    faulty: bool,
+    memo: Memo,
 ) -> dict[str, Any]:
     if sort in SERVICE_SORTS:
         return await fleet.vehicles(
@@ -153,10 +161,17 @@ async def _vehicle_group(
             limit=PAGE,
             cursor=cursor,
             fault_suspected=faulty,
+            memo=memo,
         )
     # Coverage, ascending (the worst-seen first), nulls last, ties by id; offset paging.
     listing = await fleet.vehicles(
-        conn, settings, window.from_, window.to, limit=WHOLE_LISTING, fault_suspected=faulty
+        conn,
+        settings,
+        window.from_,
+        window.to,
+        limit=WHOLE_LISTING,
+        fault_suspected=faulty,
+        memo=memo,
     )
     items = sorted(listing["items"], key=_coverage_key)
     start = int(cursor) if cursor and cursor.isdigit() else 0
@@ -177,8 +192,8 @@ async def vehicles_page(
     faultSuspected=True, sort, limit=50) and fleet.vehicles(window, faultSuspected=False, sort,
     limit=50) (for sort=coverage: each without a limit, sorted here)."""
     faulty, others = await _together(
-        _read(gateway, _vehicle_group, settings, window, sort, faulty_cursor, True),
-        _read(gateway, _vehicle_group, settings, window, sort, cursor, False),
+        _read(gateway, _vehicle_group, settings, window, sort, faulty_cursor, True, gateway.memo),
+        _read(gateway, _vehicle_group, settings, window, sort, cursor, False, gateway.memo),
     )
     return {"faulty": faulty, "others": others}
 

@@ -31,6 +31,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from kilowatch import errors
+from kilowatch.db.memo import Memo
 from kilowatch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,8 @@ class Gateway:
         self._lent: set[Conn] = set()  # connections a caller holds right now
         self._outage = _Outage(observer)
         self._closed = False
+        # Fleet-wide results of windows read from rollup rows alone (kilowatch/db/memo.py).
+        self.memo = Memo(settings.read_memo_size)
 
     async def start(self) -> None:
         """Creates the pools; they connect lazily, so this succeeds while the database is down."""

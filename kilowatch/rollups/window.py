@@ -48,6 +48,16 @@ class Window:
     plan: Plan
     dirty_vehicles: list[Pair] = field(default_factory=list)  # (hour, vehicle): own figures raw
     dirty_meters: list[Pair] = field(default_factory=list)  # (hour, meter): ledger raw
+    generation: int | None = None  # the rollups' generation in the snapshot (migration 0006)
+
+    def version(self) -> tuple[Any, ...] | None:
+        """What a read of this window from rollup rows alone depends on: its units and the
+        rollups' generation; None when it reads raw minutes too (edges, above the frontier,
+        dirty hours), which change without the generation (kilowatch/db/memo.py)."""
+        p = self.plan
+        if self.generation is None or p.raw or self.dirty_vehicles or self.dirty_meters:
+            return None
+        return (tuple(p.days), tuple(p.hours), self.generation)
 
     def fleet_args(self) -> list[Any]:
         """The fleet statements' first fourteen parameters (see analytics/queries.sql)."""
@@ -108,7 +118,8 @@ async def read(
     result = Window(
         plan(
             start, end, state["floor"], state["frontier"], dirty_days=state["dirty_days"], days=days
-        )
+        ),
+        generation=state["generation"],
     )
     if vehicle is not None:
         result.plan.read_raw(state["vehicle_hours"])

@@ -10,6 +10,7 @@ import pytest
 
 from kilowatch.analytics import fleet, vehicle
 from kilowatch.assignments import service as assignments
+from kilowatch.db.memo import Memo
 from kilowatch.rollups import refresher
 from kilowatch.settings import Settings
 from tests.readings import T0, assign, at, meter
@@ -261,3 +262,57 @@ async def test_late_events_racing_the_refresher_are_never_lost(
     await refresh(conn, HOUR_END)
     assert await marks(conn) == 0
     await check_window(conn, settings, ["v1", "v2", "v3"], HOUR_START, HOUR_END)
+
+
+async def generation(conn: asyncpg.Connection) -> int:
+    value: int = await conn.fetchval("SELECT generation FROM rollup_state")
+    return value
+
+
+async def test_a_kept_fleet_result_is_served_only_while_its_rollup_rows_last(
+    conn: asyncpg.Connection, settings: Settings
+) -> None:
+    await start_at(conn, T0)
+    await charging(conn, "v1", range(0, 30), 1.0, "m1")
+    await charging(conn, "v2", range(10, 40), 2.0, "m1")
+    await metered(conn, "m1", range(0, 40), 2.9)
+    await refresh(conn, HOUR_END + timedelta(minutes=5))
+    memo = Memo()
+    first = await fleet.summary(conn, settings, HOUR_START, HOUR_END, True, memo=memo)
+    assert (memo.hits, memo.misses, len(memo)) == (0, 2, 2)  # the summary and the fits, kept
+    assert await fleet.summary(conn, settings, HOUR_START, HOUR_END, True, memo=memo) == first
+    assert memo.hits == 1
+    # A late heartbeat marks its hour dirty: the window now reads raw minutes, nothing kept
+    # is used, and the answer changes at once.
+    await charging(conn, "v1", range(35, 36), 1.0, "m1")
+    late = await fleet.summary(conn, settings, HOUR_START, HOUR_END, True, memo=memo)
+    assert late["totalDcKwh"] == approx(first["totalDcKwh"] + 1.0)
+    assert memo.hits == 1
+    # The refresher's recompute changes the generation: the old entry can never match again.
+    before = await generation(conn)
+    await refresh(conn, HOUR_END + timedelta(minutes=5))
+    assert await generation(conn) > before
+    again = await fleet.summary(conn, settings, HOUR_START, HOUR_END, True, memo=memo)
+    assert again == late and memo.hits == 1
+    await check_window(conn, settings, ["v1", "v2"], HOUR_START, HOUR_END, memo)
+    # A window with a partial edge hour reads raw minutes: computed every time, never kept.
+    kept = len(memo)
+    await fleet.summary(conn, settings, at(5), HOUR_END, False, memo=memo)
+    assert len(memo) == kept
+
+
+async def test_every_write_to_a_rollup_table_changes_the_generation(
+    conn: asyncpg.Connection,
+) -> None:
+    await start_at(conn, T0)
+    await charging(conn, "v1", range(0, 3), 1.0, "m1")
+    await metered(conn, "m1", range(0, 3), 1.1)
+    seen = [await generation(conn)]
+    await refresh(conn, HOUR_END)  # materializes
+    seen.append(await generation(conn))
+    await refresher.rewind(conn, HOUR_START)  # forgets
+    seen.append(await generation(conn))
+    for table in ("rollup_vehicle_hour", "rollup_config_day", "rollup_presence"):
+        await conn.execute(f"DELETE FROM {table}")  # any writer at all, even by hand
+        seen.append(await generation(conn))
+    assert seen == sorted(set(seen)), seen  # strictly increasing

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from kilowatch.assignments import service as assignments
+from kilowatch.db.memo import Memo
 from kilowatch.errors import Conflict
 from kilowatch.ingest.schemas import MeterRow, Row, VehicleRow
 from kilowatch.ingest.writer import write_batch
@@ -102,14 +103,18 @@ async def test_every_read_equals_the_raw_reference_after_every_step(
     sent = readings(rng, 600)
     await write_batch(conn, sent)
     history = ["initial 600"]
+    memo = Memo()  # one for the whole run, as a worker's: what it keeps must never go stale
     for _ in range(14):
         history.append(await step(conn, rng, sent))
         for start, end in windows(rng):
             try:
-                await check_window(conn, settings, VEHICLES, start, end)
+                await check_window(conn, settings, VEHICLES, start, end, memo)
             except AssertionError as exc:
                 raise AssertionError(f"after {history}: {exc}") from None
     await refresh(conn)
     assert await conn.fetchval("SELECT count(*) FROM rollup_dirty") == 0
     for start, end in windows(rng):
-        await check_window(conn, settings, VEHICLES, start, end)
+        await check_window(conn, settings, VEHICLES, start, end, memo)
+    # The whole day, once materialized, is read from rollup rows alone: kept and served again.
+    await check_window(conn, settings, VEHICLES, DAY0, DAY0 + timedelta(days=1), memo)
+    assert memo.hits > 0

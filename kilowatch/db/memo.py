@@ -1,0 +1,50 @@
+"""Results of reads that depend only on rollup rows, kept per database and served again.
+
+A fleet-wide read of a window served wholly from rollup rows (whole hours and days inside the
+materialized region, no dirty mark among them: `Window.version()`) reads exactly the rows its
+plan names at the rollups' generation (migration 0006), so the same key gives the same result
+for as long as that generation lasts: a later refresh, a late event's mark, a retention pass
+all change the key, never the answer. Windows with raw minutes (edges, the open hour, dirty
+hours) are computed every time.
+
+One memo per gateway (one per database and worker), least recently used first out.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from typing import Any
+
+_MISSING = object()
+
+
+class Memo:
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self.hits = 0
+        self.misses = 0
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable | None) -> Any:
+        """The value kept for `key`, or None (also for a None key: not memoizable)."""
+        if key is None:
+            return None
+        value = self._entries.get(key, _MISSING)
+        if value is _MISSING:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return value
+
+    def put(self, key: Hashable | None, value: Any) -> None:
+        if key is None or self.size <= 0:
+            return
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
