@@ -248,9 +248,14 @@ async def vehicles(
             "items": items[:limit],
             "nextCursor": encode_cursor(last["k"], last["vehicle_id"]) if last else None,
         }
-    if memo is not None:
+    if memo is not None and limit <= _KEEP_ITEMS:
         memo.put(memo_key, copy.deepcopy(result))
     return result
+
+
+# Pages up to this many items are kept (a whole-fleet listing, the dashboard's coverage view,
+# would hold megabytes per entry; its fits are kept all the same).
+_KEEP_ITEMS = 1000
 
 
 _EVERY = 2**31 - 1  # the listing's LIMIT when every vehicle is needed
