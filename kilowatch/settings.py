@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path(".kilowatch")
     pool_size: int = Field(default=8, ge=1)
+    # A pooled connection idle this long is closed (the pool opens one again when needed): a
+    # worker's connections go back to the database's max_connections after a burst.
+    pool_idle_s: float = Field(default=300.0, gt=0)
     connect_timeout_s: float = Field(default=1.0, gt=0)
     # A request's database work (getting a connection and every statement) ends within this, or
     # the request answers 503; the server enforces it too (statement_timeout), so a runaway

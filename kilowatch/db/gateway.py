@@ -196,7 +196,7 @@ class Gateway:
                 min_size=0,
                 max_size=size,
                 timeout=self.settings.connect_timeout_s,
-                max_inactive_connection_lifetime=300,
+                max_inactive_connection_lifetime=self.settings.pool_idle_s,
                 server_settings=config.server_settings(),
                 reset=_keep_session,
                 # Each statement gives up client-side at its server's statement_timeout: a

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.async_api import expect
 
 from kilowatch.dashboard import display
 from tests.browser.fleet import DEVICE, OPERATOR, SCREENSHOTS
@@ -190,7 +191,7 @@ async def test_vehicles_table_is_the_apis_listing_faulty_first(
             ).click()
             await page.wait_for_url(f"**sort={sort}**")
             sorted_by = page.locator(f'#others thead th[aria-sort] a[href*="sort={sort}"]')
-            assert await sorted_by.count() == 1
+            await expect(sorted_by).to_have_count(1)  # waits out a render still under way
         for group, faulty in (("faulty", "true"), ("others", "false")):
             if api_sort:
                 expected = (
