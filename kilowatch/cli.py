@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from kilowatch import logs
 from kilowatch.db import embedded, gateway, partitions
 from kilowatch.db import migrate as migrations
 from kilowatch.settings import Settings
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 HTTP_PROTOCOL = "kilowatch.http:BoundedProtocol"
@@ -114,20 +117,54 @@ def serve(
     with database(settings) as settings:
         applied = asyncio.run(prepare(settings))
         console.print(f"[green]database ready[/] (migrations applied now: {applied or 'none'})")
+        options: dict[str, Any] = {
+            "factory": True,
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "log_level": "warning",
+            "log_config": logs.config(),  # uvicorn's own lines as JSON too
+            "access_log": False,
+            # Header and body timeouts, the request cap and keep-alive, from the settings (an
+            # import string: each worker process imports it).
+            "http": HTTP_PROTOCOL,
+        }
         with _metrics_dir(workers):
-            uvicorn.run(
-                "kilowatch.app:create_app",
-                factory=True,
-                host=host,
-                port=port,
-                workers=workers,
-                log_level="warning",
-                log_config=logs.config(),  # uvicorn's own lines as JSON too
-                access_log=False,
-                # Header and body timeouts, the request cap and keep-alive, from the settings
-                # (an import string: each worker process imports it).
-                http=HTTP_PROTOCOL,
-            )
+            if workers > 1:  # the supervisor binds, then handles the signals itself at once
+                uvicorn.run("kilowatch.app:create_app", **options)
+            else:
+                _serve_one(uvicorn.Config("kilowatch.app:create_app", **options))
+
+
+_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+def _serve_one(config: uvicorn.Config) -> None:
+    """uvicorn.run for one process, with SIGTERM and SIGINT held until uvicorn handles them.
+
+    Raised as SystemExit while the app is imported and built (`load_app`), a signal could be
+    lost: caught and dropped by code it interrupted (seen: the server then ran on, SIGTERM
+    ignored), or turned into another error. Held (blocked), it arrives once uvicorn's own
+    handler is in place, which shuts down gracefully and raises it again on the way out.
+    """
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+                yield
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    try:
+        config.load_app()
+        server = Server(config)
+        server.run()
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE: the port taken, the app failing
 
 
 @app.command()

@@ -93,6 +93,7 @@ def terminate(proc: subprocess.Popen[bytes], log: Path) -> int:
         return proc.wait(EXIT_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         proc.kill()
+        proc.wait()  # reaped here, not reported as a warning against a later test
         pytest.fail(f"kilowatch ignored SIGTERM:\n{log.read_text()}")
 
 
@@ -284,3 +285,67 @@ def test_sigterm_of_a_second_user_while_it_starts_leaves_the_server(data_dir: Pa
     finally:
         terminate(proc, log)
     assert postgres_processes(data_dir) == []
+
+
+# An app module whose import drops whatever interrupts it, as code that catches BaseException
+# does: uvicorn imports the app before it handles signals, and a SIGTERM raised as SystemExit
+# in there was lost (the server then ran on, SIGTERM ignored).
+_DROPPING_APP = """
+import time
+
+print("importing", flush=True)
+try:
+    time.sleep(3)
+except BaseException:
+    pass
+
+
+def create():
+    async def app(scope, receive, send):
+        while scope["type"] == "lifespan":
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                print("started", flush=True)
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                print("stopped", flush=True)
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    return app
+"""
+_RUNNER = """
+import signal, sys
+import uvicorn
+from kilowatch import cli
+
+for sig in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(sig, cli._exit_on_signal)  # as `cli.database` does
+config = uvicorn.Config("dropping_app:create", factory=True, port=int(sys.argv[1]))
+cli._serve_one(config)
+"""
+
+
+def test_sigterm_while_the_app_is_imported_shuts_the_server_down(tmp_path: Path) -> None:
+    (tmp_path / "dropping_app.py").write_text(_DROPPING_APP)
+    (tmp_path / "runner.py").write_text(_RUNNER)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "runner.py"), str(free_port())],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "importing"
+        proc.send_signal(signal.SIGTERM)  # while the import sleeps
+        output, _ = proc.communicate(timeout=EXIT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the server ignored SIGTERM")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Held until uvicorn handled it: a graceful start and stop, then the signal's exit status.
+    assert output.split() == ["started", "stopped"]
+    assert proc.returncode == 128 + signal.SIGTERM
