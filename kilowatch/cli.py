@@ -142,10 +142,11 @@ _SIGNALS = {signal.SIGTERM, signal.SIGINT}
 def _serve_one(config: uvicorn.Config) -> None:
     """uvicorn.run for one process, with SIGTERM and SIGINT held until uvicorn handles them.
 
-    Raised as SystemExit while the app is imported and built (`load_app`), a signal could be
-    lost: caught and dropped by code it interrupted (seen: the server then ran on, SIGTERM
-    ignored), or turned into another error. Held (blocked), it arrives once uvicorn's own
-    handler is in place, which shuts down gracefully and raises it again on the way out.
+    Raised as SystemExit while uvicorn imports the app (`load_app`, before it handles signals),
+    a signal could be lost: caught and dropped by the code it interrupted (seen: the server then
+    ran on, SIGTERM ignored), or turned into another error. Held (blocked), it arrives once
+    uvicorn's own handler is in place, which shuts down gracefully and raises it again on the
+    way out.
     """
     import uvicorn
 
@@ -160,7 +161,8 @@ def _serve_one(config: uvicorn.Config) -> None:
     try:
         config.load_app()
         server = Server(config)
-        server.run()
+        with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: SIGINT re-raised at exit
+            server.run()
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
     if not server.started:
