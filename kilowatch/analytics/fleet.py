@@ -125,13 +125,14 @@ def _memo_key(w: window.Window, memo: Memo | None, *parts: Any) -> tuple[Any, ..
 
 async def _fleet_fits(conn: Conn, w: window.Window, memo: Memo | None) -> dict[str, Any]:
     """Every vehicle's estimate over `w`, kept in `memo` when the window allows: the fleet
-    summary's count and the listings sorted or filtered by the estimate share them."""
-    key = _memo_key(w, memo, "fits")
-    if (kept := memo.get(key) if memo is not None else None) is not None:
-        return kept  # type: ignore[no-any-return]
-    fitted = await estimate.of_fleet(conn, w)
-    if memo is not None:
-        memo.put(key, fitted)
+    summary's count and the listings sorted or filtered by the estimate share them, whether
+    they read the window by hours (the hourly summary) or by days, and computed once for
+    reads that run at the same time."""
+    if memo is None:
+        return await estimate.of_fleet(conn, w)
+    span = w.span()
+    key = None if span is None else ("fits", *span)
+    fitted: dict[str, Any] = await memo.shared(key, lambda: estimate.of_fleet(conn, w))
     return fitted
 
 

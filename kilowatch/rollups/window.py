@@ -59,6 +59,17 @@ class Window:
             return None
         return (tuple(p.days), tuple(p.hours), self.generation)
 
+    def span(self) -> tuple[Any, ...] | None:
+        """What a result that depends only on the window's minutes, not on how its units split
+        them (the estimator's fits), depends on: where the units start and end, and the
+        generation; None as for version(). The units of such a window are contiguous."""
+        if self.version() is None:
+            return None
+        p = self.plan
+        starts = [*p.days, *p.hours]
+        ends = [*(d + 24 * HOUR for d in p.days), *(p.hour_end(h) for h in p.hours)]
+        return (min(starts, default=None), max(ends, default=None), self.generation)
+
     def fleet_args(self) -> list[Any]:
         """The fleet statements' first fourteen parameters (see analytics/queries.sql)."""
         p = self.plan

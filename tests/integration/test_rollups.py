@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 import pytest
@@ -299,6 +300,42 @@ async def test_a_kept_fleet_result_is_served_only_while_its_rollup_rows_last(
     kept = len(memo)
     await fleet.summary(conn, settings, at(5), HOUR_END, False, memo=memo)
     assert len(memo) == kept
+
+
+async def test_the_fleet_pages_reads_share_one_fit_of_the_fleet(
+    db_url: str, conn: asyncpg.Connection, settings: Settings
+) -> None:
+    """The hourly summary (24 hour units) and a listing filtered by the estimate's verdict (one
+    day unit) need the same fits: computed once, side by side or one after the other, and the
+    same as computed alone."""
+    day = T0.replace(hour=0)
+    start, end = day, day + timedelta(days=1)
+    await start_at(conn, day)
+    await charging(conn, "v1", range(0, 30), 1.0, "m1")
+    await charging(conn, "v2", range(10, 40), 2.0, "m1")
+    await metered(conn, "m1", range(0, 40), 2.9)
+    await refresh(conn, end + timedelta(hours=1))
+
+    async def page(memo: Memo | None) -> list[Any]:
+        async def summary() -> Any:
+            other = await asyncpg.connect(db_url)
+            try:
+                return await fleet.summary(other, settings, start, end, True, memo=memo)
+            finally:
+                await other.close()
+
+        listing = fleet.vehicles(conn, settings, start, end, fault_suspected=False, memo=memo)
+        return list(await asyncio.gather(summary(), listing))
+
+    alone = await page(None)
+    side_by_side = Memo()
+    assert await page(side_by_side) == alone
+    # Two results kept and one fit: the second read of the fits joined the first or found it.
+    assert len(side_by_side) == 3 and side_by_side.hits + side_by_side.joined == 1
+    one_after = Memo()
+    await fleet.summary(conn, settings, start, end, True, memo=one_after)
+    listed = await fleet.vehicles(conn, settings, start, end, fault_suspected=False, memo=one_after)
+    assert listed == alone[1] and one_after.hits == 1
 
 
 async def test_every_write_to_a_rollup_table_changes_the_generation(
