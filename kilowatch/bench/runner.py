@@ -95,9 +95,6 @@ class Context:
         return self.clients("get", self.server, connections, paths=paths, note=note)
 
 
-_POOL_IDLE_S = 3.0
-
-
 @dataclass(frozen=True)
 class _Setup:
     url: str
@@ -202,14 +199,7 @@ class Bench:
         if needs.server:
             key = (url, needs.server, needs.settings)
             if key not in self._servers:
-                # Every server runs from the first round to the last, but only one is loaded at
-                # a time: idle pools close their connections soon, or a dozen servers' pools add
-                # up past max_connections (100 by default). A figure's warm-up reopens them.
-                settings: dict[str, Any] = {
-                    "writer": needs.server,
-                    "pool_idle_s": _POOL_IDLE_S,
-                    **dict(needs.settings),
-                }
+                settings: dict[str, Any] = {"writer": needs.server, **dict(needs.settings)}
                 self._servers[key] = stack.enter_context(server.running(url, 2, **settings))
                 extra = "".join(f", {k}={v}" for k, v in needs.settings)
                 self.console.print(

@@ -91,11 +91,12 @@ def _bench(
                 "--json",
                 "--duration",
                 "0.3",
-                # A server's first requests open its pooled connections and prepare statements
-                # (≈ 0.1 s each here): without a warm-up, a 0.3 s round of 100 ms reads
-                # counted a single request, and on a busy CI machine none.
+                # A server's first requests open its pooled connections and plan their
+                # statements and kilowatch_raw's (70-330 ms for a connection's first read here):
+                # with a 0.3 s warm-up, the first round of the 1-day reads counted none now and
+                # then, on both PostgreSQL versions.
                 "--warmup",
-                "0.3",
+                "1.0",
                 "--connections",
                 "4",
                 "--processes",
