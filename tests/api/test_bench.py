@@ -136,8 +136,11 @@ def test_bench_measures_every_figure_in_rounds_with_no_errors(
         assert len(figure["rounds"]) == (1 if once else 2), figure["name"]
         for sample in figure["rounds"]:
             assert sample["errors"] == 0, figure
-            if figure["name"] != "rollup.late.backlog":  # no backlog left is a fine answer
-                assert sample["count"] > 0, figure
+        if figure["name"] != "rollup.late.backlog":  # no backlog left is a fine answer
+            # Measured in every round, and counted something in at least one: a 0.3 s round
+            # of the 1-day reads right after the ingest figures counted none now and then (a
+            # server's new sessions plan for 70-330 ms; a stall of a second was seen too).
+            assert max(sample["count"] for sample in figure["rounds"]) > 0, figure
         assert figure["rate"]["min"] <= figure["rate"]["median"] <= figure["rate"]["max"]
         expected = "bench" if figure["name"] in MEASURED_HERE else "python"
         assert figure["client"] == (CLIENT if figure["name"] in DRIVEN else expected)
