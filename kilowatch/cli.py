@@ -238,7 +238,7 @@ def bench(
     warmup: Annotated[float, typer.Option(min=0, help="Unmeasured seconds before each")] = 1.0,
     rounds: Annotated[
         int, typer.Option(min=1, help="Rounds; each measures every figure once, interleaved")
-    ] = 3,
+    ] = 5,
     connections: Annotated[
         int, typer.Option(min=1, help="Connections for single events, reads")
     ] = 64,
@@ -311,6 +311,24 @@ def bench(
     else:
         # Piped output (a file, CI logs) is not cut to 80 columns.
         output.print_table(report, Console(width=None if sys.stdout.isatty() else 200))
+
+
+@app.command("bench-compare")
+def bench_compare(
+    reports: Annotated[
+        list[Path], typer.Argument(help="Reports of `kilowatch bench --json`, one per run")
+    ],
+) -> None:
+    """Do the ratios hold from run to run? Each run's spread side by side, as Markdown."""
+    from kilowatch.bench import compare
+
+    if len(reports) < 2:
+        raise typer.BadParameter("two reports or more", param_hint="REPORTS")
+    try:
+        loaded = [compare.load(path) for path in reports]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="REPORTS") from exc
+    print(compare.as_markdown(loaded))
 
 
 def main() -> None:
