@@ -329,16 +329,17 @@ def _looped(table: Configs, only: set[str] | None) -> list[Normals]:
     for scope, targets in scopes.items():
         rows = [k for m in scope for k in by_meter[m]]
         vehicles = sorted({v for k in rows for v in table.vehicles[k]})
+        # Apart: a vehicle and a meter may have the same id.
         index = {v: i for i, v in enumerate(vehicles)}
-        index.update({m: len(vehicles) + j for j, m in enumerate(scope)})
-        p = len(index)
+        slot = {m: len(vehicles) + j for j, m in enumerate(scope)}
+        p = len(index) + len(slot)
         g = [[0.0] * p for _ in range(p)]
         b = [0.0] * p
         yy = n = 0.0
         used: dict[str, int] = dict.fromkeys(targets, 0)
         shared = dict(used)
         for k in rows:
-            s = index[table.meter_ids[k]]
+            s = slot[table.meter_ids[k]]
             gs = g[s]
             gs[s] += minutes[k]
             b[s] += ac[k]

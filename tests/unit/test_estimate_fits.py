@@ -431,6 +431,28 @@ def test_the_cases_one_by_one(few: int, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @WAYS
+def test_a_vehicle_and_a_meter_of_the_same_id_are_two_parameters(
+    few: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ids are per kind: vehicle "X" may charge on meter "X" (and "Y" beside it on meter "Y").
+    # Renamed apart, the same sessions must give the same estimates.
+    monkeypatch.setattr(normals, "FEW", few)
+
+    def sessions(meter: dict[str, str]) -> list[Row]:
+        return hand_made(
+            [
+                Plan(meter["X"], [(("X",), 120), (("X", "Y"), 45), ((), 200)], 0.0012, 0.001),
+                Plan(meter["Y"], [(("Y",), 150), (("Y", "Z"), 60), (("Z",), 90)], 0.0009, 0.001),
+            ]
+        )
+
+    same = fitted(sessions({"X": "X", "Y": "Y"}))
+    apart = fitted(sessions({"X": "M-X", "Y": "M-Y"}))
+    assert_same(same, apart)
+    assert set(same) == {"X", "Y", "Z"} and all(r.estimate for r in same.values())
+
+
+@WAYS
 def test_vehicles_in_another_order_than_pythons(few: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # The statements' vehicles are sorted by the database's collation, which may not be
     # Python's: the sums of a pair come in the rows' order (here descending).
