@@ -137,9 +137,13 @@ async def fleet_page(
     return {"summary": summary, "attention": attention, "live": live}
 
 
-def _coverage_key(item: dict[str, Any]) -> tuple[bool, float, str]:
+def coverage_key(item: dict[str, Any]) -> tuple[bool, float, str]:
+    """Coverage ascending, nulls last, ties by id. Rounded to 1e-9 first: a vehicle's attached
+    and total DC are sums in whatever order PostgreSQL adds the rows, so a whole coverage reads
+    1.0 in one request and 0.9999999999999998 in the next, and such noise must not reorder
+    vehicles that show the same 100.0 %."""
     coverage = item["coverage"]
-    return (coverage is None, coverage or 0.0, item["vehicleId"])
+    return (coverage is None, round(coverage or 0.0, 9), item["vehicleId"])
 
 
 async def _vehicle_group(
@@ -173,7 +177,7 @@ async def _vehicle_group(
         fault_suspected=faulty,
         memo=memo,
     )
-    items = sorted(listing["items"], key=_coverage_key)
+    items = sorted(listing["items"], key=coverage_key)
     start = int(cursor) if cursor and cursor.isdigit() else 0
     page = items[start : start + PAGE]
     more = start + PAGE < len(items)

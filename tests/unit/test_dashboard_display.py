@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from kilowatch.dashboard import display
+from kilowatch.dashboard import display, views
 
 NBSP = "\u00a0"
 
@@ -54,3 +54,16 @@ def test_estimate_null_says_why_and_an_estimate_shows_its_interval() -> None:
     assert display.estimate_detail(None) == "not identifiable / not enough data"
     reason = "not identifiable: its DC never varied apart from its sharers'"
     assert display.estimate_detail(None, reason) == f"none: {reason}"
+
+
+def test_coverage_order_is_not_reordered_by_rounding_noise() -> None:
+    # A whole coverage summed in another order: 0.9999999999999998, not 1.0.
+    items = [
+        {"vehicleId": "V-2", "coverage": 1.0},
+        {"vehicleId": "V-1", "coverage": 0.9999999999999998},
+        {"vehicleId": "V-3", "coverage": None},
+        {"vehicleId": "V-4", "coverage": 0.5},
+        {"vehicleId": "V-0", "coverage": 1.0},
+    ]
+    ordered = [item["vehicleId"] for item in sorted(items, key=views.coverage_key)]
+    assert ordered == ["V-4", "V-0", "V-1", "V-2", "V-3"]
